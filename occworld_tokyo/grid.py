@@ -1,0 +1,64 @@
+"""The ego-centric occupancy grid of every frame (the guide's "Occupancy Grid Dimensions").
+
+Convention (also in docs/data_format.md):
+- index order [X, Y, Z]; X forward, Y left, Z up (right-handed), rotated with the agent's yaw only
+  (gravity aligned: roll and pitch never tilt the grid);
+- x, y in [-40, 40) m around the agent, 0.4 m voxels -> 200 x 200;
+- z in [-2, 149.25) m relative to the *ground under the agent* (not the agent, not sea level),
+  1.25 m voxels -> 121 levels; voxel k covers [-2 + 1.25 k, -2 + 1.25 (k + 1)).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    x_range: tuple[float, float] = (-40.0, 40.0)
+    y_range: tuple[float, float] = (-40.0, 40.0)
+    z_range: tuple[float, float] = (-2.0, 149.25)
+    voxel_size: tuple[float, float, float] = (0.4, 0.4, 1.25)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        lo = np.array([self.x_range[0], self.y_range[0], self.z_range[0]])
+        hi = np.array([self.x_range[1], self.y_range[1], self.z_range[1]])
+        return tuple(int(n) for n in np.round((hi - lo) / np.array(self.voxel_size)))
+
+    @property
+    def lower(self) -> np.ndarray:
+        return np.array([self.x_range[0], self.y_range[0], self.z_range[0]], dtype=np.float64)
+
+    @property
+    def point_cloud_range(self) -> list[float]:
+        """OccWorld/mmdet3d style [x0, y0, z0, x1, y1, z1]."""
+        return [self.x_range[0], self.y_range[0], self.z_range[0], self.x_range[1], self.y_range[1], self.z_range[1]]
+
+    def centers(self, axis: int) -> np.ndarray:
+        """Voxel centre coordinates along one axis (ego frame, z relative to ground)."""
+        n = self.shape[axis]
+        return self.lower[axis] + (np.arange(n) + 0.5) * self.voxel_size[axis]
+
+    def to_index(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Ego-frame points (N, 3), z relative to ground -> (indices (N, 3) int64, inside mask (N,))."""
+        idx = np.floor((np.asarray(points, dtype=np.float64) - self.lower) / np.array(self.voxel_size)).astype(np.int64)
+        inside = np.all((idx >= 0) & (idx < np.array(self.shape)), axis=1)
+        return idx, inside
+
+    def to_dict(self) -> dict:
+        return {
+            "x_range": list(self.x_range),
+            "y_range": list(self.y_range),
+            "z_range": list(self.z_range),
+            "voxel_size": list(self.voxel_size),
+            "shape": list(self.shape),
+            "index_order": "XYZ",
+            "axes": "X forward, Y left, Z up; yaw-only rotation; z relative to the ground under the agent",
+        }
+
+
+DEFAULT_GRID = GridSpec()
+assert DEFAULT_GRID.shape == (200, 200, 121)
