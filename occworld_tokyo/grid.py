@@ -62,3 +62,36 @@ class GridSpec:
 
 DEFAULT_GRID = GridSpec()
 assert DEFAULT_GRID.shape == (200, 200, 121)
+
+
+@dataclass(frozen=True)
+class EgoFrame:
+    """The yaw-only frame of one frame's grid: origin at the agent's x, y and at `ground_z` in height.
+
+    `ground_z` is the world height of the grid's z = 0 plane (the terrain under the agent, snapped to the
+    voxel world's 1.25 m level lattice so that grid levels line up with world levels). Lidar points and
+    everything else "in the ego frame" use this frame, so `GridSpec.to_index` applies to them directly.
+    """
+
+    x: float
+    y: float
+    yaw: float
+    ground_z: float
+
+    def world_to_ego(self, points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64)
+        c, s = np.cos(self.yaw), np.sin(self.yaw)
+        dx, dy = p[..., 0] - self.x, p[..., 1] - self.y
+        return np.stack([c * dx + s * dy, -s * dx + c * dy, p[..., 2] - self.ground_z], axis=-1)
+
+    def ego_to_world(self, points: np.ndarray) -> np.ndarray:
+        p = np.asarray(points, dtype=np.float64)
+        c, s = np.cos(self.yaw), np.sin(self.yaw)
+        ex, ey = p[..., 0], p[..., 1]
+        return np.stack([self.x + c * ex - s * ey, self.y + s * ex + c * ey, p[..., 2] + self.ground_z], axis=-1)
+
+    def rotate_to_ego(self, vectors: np.ndarray) -> np.ndarray:
+        """World-frame direction vectors (..., 3) -> ego frame (no translation)."""
+        v = np.asarray(vectors, dtype=np.float64)
+        c, s = np.cos(self.yaw), np.sin(self.yaw)
+        return np.stack([c * v[..., 0] + s * v[..., 1], -s * v[..., 0] + c * v[..., 1], v[..., 2]], axis=-1)
