@@ -1,0 +1,37 @@
+"""`occworld-tokyo <command>`: one console command over the package's entry points."""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+COMMANDS = {
+    "generate": ("occworld_tokyo.sessions.command", "PLATEAU city model -> drone/rover sessions"),
+    "validate": ("occworld_tokyo.sessions.validate", "check a data folder of sessions"),
+    "model": ("occworld_tokyo.model.summary", "print the parameters a config builds"),
+    "train": ("occworld_tokyo.training.cli", "train / resume / evaluate (same flags as train.py)"),
+    "forecast": ("occworld_tokyo.reports.forecast", "roll a checkpoint out on a session and write pictures"),
+    "demo": ("occworld_tokyo.reports.demo", "the main job: sample city -> sessions -> training -> evaluation -> report"),
+}
+
+
+def usage() -> str:
+    rows = "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+    return f"usage: occworld-tokyo <command> [options]\n\ncommands:\n{rows}\n\n'occworld-tokyo <command> --help' for options"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Generate drone/rover sessions from a city model: the engine behind `scripts/plateau_to_occworld.py`.
+
+city mesh -> voxel world -> per session: trajectory -> per frame: ego crop (+ lidar, camera, masks) -> files.
+Sessions are independent: a process pool runs them in parallel (`workers`), `shard=(i, n)` keeps every
+n-th session for cluster array jobs, and finished sessions are skipped on re-runs. Each session's random
+stream is seeded by (seed, session index), so output is byte-identical for a seed whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from occworld_tokyo import __version__, labels
+from occworld_tokyo.citymodel.mesh import CityMesh
+from occworld_tokyo.grid import DEFAULT_GRID, GridSpec
+from occworld_tokyo.sessions import layout, writer
+from occworld_tokyo.trajectories.trajectory import Trajectory
+
+
+class GenerationError(RuntimeError):
+    """The generation cannot start or go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    frames: int = 200
+    sessions: int = 5
+    agent: str = "mixed"  # drone | rover | mixed (alternating, drone first)
+    seed: int = 0
+    rate_hz: float = 2.0
+    sensors: bool = True  # lidar, camera and visibility masks
+    start_time: str = "20240101_120000"  # synthetic recording clock for the session names
+    shard: tuple[int, int] = (0, 1)
+    jpeg_quality: int = 90
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise GenerationError(f"--frames must be >= 1 (got {self.frames})")
+        if self.sessions < 1:
+            raise GenerationError(f"--sessions must be >= 1 (got {self.sessions})")
+        if self.agent not in ("drone", "rover", "mixed"):
+            raise GenerationError(f"--agent must be drone, rover or mixed (got {self.agent!r})")
+        if self.rate_hz <= 0:
+            raise GenerationError(f"--rate must be > 0 Hz (got {self.rate_hz})")
+        i, n = self.shard
+        if not (n >= 1 and 0 <= i < n):
+            raise GenerationError(f"--shard must be i/n with 0 <= i < n (got {i}/{n})")
+        try:
+            datetime.strptime(self.start_time, "%Y%m%d_%H%M%S")
+        except ValueError as exc:
+            raise GenerationError(f"--start-time must look like 20240101_120000 (got {self.start_time!r})") from exc
+
+    def agents(self) -> list[str]:
+        if self.agent == "mixed":
+            return [layout.AGENT_TYPES[i % 2] for i in range(self.sessions)]
+        return [self.agent] * self.sessions
+
+    def names(self) -> list[str]:
+        start = datetime.strptime(self.start_time, "%Y%m%d_%H%M%S")
+        return layout.planned_session_names(self.agents(), start, self.frames / self.rate_hz)
+
+
+@dataclass
+class GenerationReport:
+    output: Path
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    frames_written: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        fps = self.frames_written / self.seconds if self.seconds > 0 else 0.0
+        return (f"{len(self.written)} session(s) written, {len(self.skipped)} already complete (skipped), "
+                f"{self.frames_written} frames in {self.seconds:.1f} s ({fps:.2f} frames/s) -> {self.output}")
+
+
+@dataclass
+class _Context:
+    """What every session needs: built once in the parent, inherited by forked workers."""
+
+    mesh: CityMesh
+    world: object  # occworld_tokyo.world.VoxelWorld
+    spec: GenerationSpec
+    grid: GridSpec
+    city_meta: dict
+    output: Path
+    caster: object | None = None  # built lazily per process (Embree scenes are not shared across fork)
+
+
+_CTX: _Context | None = None
+_PROGRESS = None  # multiprocessing.Value: frames done, shared with the workers
+
+
+def _city_meta(mesh: CityMesh, inputs: list[str]) -> dict:
+    names = {l.id: l.name for l in labels.LABELS}
+    return {
+        "inputs": inputs,
+        "source_files": [Path(f).name for f in mesh.source_files],
+        "origin": mesh.origin.to_dict() if mesh.origin else None,
+        "objects": {names[k]: v for k, v in sorted(mesh.object_counts().items())},
+        "triangles": mesh.n_triangles,
+        "skipped": dict(mesh.skipped),
+    }
+
+
+def plan_trajectory(world, agent: str, frames: int, rate_hz: float, rng: np.random.Generator) -> Trajectory:
+    from occworld_tokyo.trajectories import plan_drone, plan_rover
+
+    planner = plan_drone if agent == "drone" else plan_rover
+    return planner(world, frames, rate_hz=rate_hz, rng=rng)
+
+
+def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generator) -> writer.FrameData:
+    """The occupancy crop of frame i, plus lidar, camera image and visibility masks when sensors are on."""
+    pos, quat = traj.position[i], traj.quat_xyzw[i]
+    frame = ctx.world.ego_frame(float(pos[0]), float(pos[1]), float(traj.yaw[i]))
+    occ, inst = ctx.world.crop(frame, ctx.grid)
+    data = writer.FrameData(occupancy=occ, instances=inst, ground_height=frame.ground_z)
+    if not ctx.spec.sensors:
+        return data
+    from occworld_tokyo.sensors import (RayCaster, camera_mask, default_camera, default_lidar, encode_jpeg,
+                                        lidar_mask, render_camera, scan_lidar)
+
+    if ctx.caster is None:
+        ctx.caster = RayCaster(ctx.mesh)
+    scan = scan_lidar(ctx.caster, ctx.mesh, pos, quat, frame, default_lidar(traj.agent_type), rng)
+    cam_spec = default_camera(traj.agent_type)
+    cam = render_camera(ctx.caster, ctx.mesh, pos, quat, cam_spec)
+    data.lidar = scan.points
+    data.mask_lidar = lidar_mask(scan.origin_ego, scan.points[:, :3], ctx.grid)
+    data.mask_camera = camera_mask(cam.depth, pos, quat, frame, cam_spec, ctx.grid)
+    data.image_jpeg = encode_jpeg(cam.rgb, ctx.spec.jpeg_quality)
+    return data
+
+
+def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory) -> dict:
+    meta = {
+        "name": name,
+        "agent_type": traj.agent_type,
+        "pattern": traj.pattern,
+        "n_frames": len(traj),
+        "rate_hz": ctx.spec.rate_hz,
+        "seed": ctx.spec.seed,
+        "session_index": index,
+        "generator": {"name": "occworld_tokyo", "version": __version__},
+        "city": ctx.city_meta,
+        "frames": {
+            "world": "city local frame: x east, y north, z up (metres above the source vertical datum)",
+            "body": "x forward, y left, z up; orientation = body -> world quaternion (x, y, z, w)",
+            "ego_grid": "yaw-only frame at the agent's x, y; z = 0 at ground_height (pose JSON)",
+            "velocity": "linear (m/s) and angular (rad/s) both expressed in the world frame",
+        },
+        "grid": ctx.grid.to_dict(),
+        "labels": labels.label_table(),
+        "sensors": None,
+    }
+    if ctx.spec.sensors:
+        from occworld_tokyo.sensors import default_camera, default_lidar
+
+        meta["sensors"] = {
+            "lidar": asdict(default_lidar(traj.agent_type)),
+            "camera": default_camera(traj.agent_type).to_dict(),
+        }
+    return meta
+
+
+def _run_session(job: tuple[int, str, str]) -> tuple[str, int]:
+    index, agent, name = job
+    ctx = _CTX
+    assert ctx is not None, "generation context missing in worker"
+    rng = np.random.default_rng([ctx.spec.seed, index])
+    traj = plan_trajectory(ctx.world, agent, ctx.spec.frames, ctx.spec.rate_hz, rng)
+    out_root = ctx.output
+    tmp = writer.make_session_tmp(out_root, name)
+    for i in range(len(traj)):
+        writer.write_frame(tmp, i, traj, render_frame(ctx, traj, i, rng))
+        if _PROGRESS is not None:
+            with _PROGRESS.get_lock():
+                _PROGRESS.value += 1
+    writer.finish_session(tmp, out_root / name, session_meta(ctx, index, name, traj))
+    return name, len(traj)
+
+
+def check_output_dir(output: Path) -> None:
+    if output.exists() and not output.is_dir():
+        raise GenerationError(f"--output {output} is a file; give a folder (it is created if missing)")
+    foreign = layout.foreign_entries(output)
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise GenerationError(
+            f"--output {output} already holds things that are not sessions ({shown}); "
+            "nothing was written: choose an empty or new folder, or one that holds only earlier sessions")
+
+
+def load_city_mesh(inputs: list[str] | None, strict: bool = False, progress: bool = True) -> CityMesh:
+    """The city to generate from: the PLATEAU files given, or the built-in sample district."""
+    if not inputs:
+        from occworld_tokyo.citymodel.sample_city import load_sample_city
+
+        return load_sample_city()
+    from occworld_tokyo.citymodel import load_city
+
+    return load_city(inputs if len(inputs) > 1 else inputs[0], strict=strict, progress=progress)
+
+
+def generate_sessions(output: str | Path, inputs: list[str] | None = None, *, spec: GenerationSpec | None = None,
+                      workers: int = 1, strict: bool = False, progress: bool = True,
+                      mesh: CityMesh | None = None, world=None) -> GenerationReport:
+    """Generate the planned sessions into `output` (see module docstring). Returns what was written."""
+    global _CTX, _PROGRESS
+    spec = spec or GenerationSpec()
+    output = Path(output)
+    check_output_dir(output)
+    t0 = time.perf_counter()
+    names = spec.names()
+    agents = spec.agents()
+    shard_i, shard_n = spec.shard
+    jobs = [(i, agents[i], names[i]) for i in range(spec.sessions) if i % shard_n == shard_i]
+    report = GenerationReport(output=output)
+    todo = []
+    for job in jobs:
+        if layout.is_session_dir(output / job[2]):
+            report.skipped.append(job[2])
+        else:
+            todo.append(job)
+    if not todo:
+        report.seconds = time.perf_counter() - t0
+        return report
+
+    if mesh is None:
+        mesh = load_city_mesh(inputs, strict=strict, progress=progress)
+    if world is None:
+        from occworld_tokyo.world import build_voxel_world
+
+        world = build_voxel_world(mesh, progress=progress)
+    output.mkdir(parents=True, exist_ok=True)
+    _CTX = _Context(mesh=mesh, world=world, spec=spec, grid=DEFAULT_GRID,
+                    city_meta=_city_meta(mesh, [str(p) for p in inputs or ["<built-in sample district>"]]),
+                    output=output)
+    ctx_mp = mp.get_context("fork")
+    _PROGRESS = ctx_mp.Value("l", 0)
+    total = len(todo) * spec.frames
+    bar = tqdm(total=total, unit="frame", desc="sessions", disable=not progress, dynamic_ncols=True)
+    try:
+        if workers <= 1 or len(todo) == 1:
+            for job in todo:
+                name, n = _run_session(job)
+                report.written.append(name)
+                report.frames_written += n
+                bar.update(_PROGRESS.value - bar.n)
+        else:
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx_mp) as pool:
+                futures = [pool.submit(_run_session, job) for job in todo]
+                while not all(f.done() for f in futures):
+                    time.sleep(0.2)
+                    bar.update(_PROGRESS.value - bar.n)
+                for f in futures:
+                    name, n = f.result()
+                    report.written.append(name)
+                    report.frames_written += n
+        bar.update(_PROGRESS.value - bar.n)
+    finally:
+        bar.close()
+        _CTX, _PROGRESS = None, None
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,93 @@
+"""Writing one frame and one session's meta.json in the guide's layout (see layout.py).
+
+Everything here is deterministic: the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from occworld_tokyo.sessions import layout
+from occworld_tokyo.trajectories.trajectory import Trajectory
+
+
+@dataclass
+class FrameData:
+    """Everything one frame writes. Sensor fields are None when sensors are off."""
+
+    occupancy: np.ndarray  # (200, 200, 121) uint8 label ids
+    instances: np.ndarray  # (200, 200, 121) int32 instance ids
+    ground_height: float  # world z of the grid's z = 0 plane
+    mask_lidar: np.ndarray | None = None  # (200, 200, 121) bool
+    mask_camera: np.ndarray | None = None  # (200, 200, 121) bool
+    lidar: np.ndarray | None = None  # (N, 4) float32
+    image_jpeg: bytes | None = None
+
+
+def _xyz(v: np.ndarray) -> dict[str, float]:
+    return {"x": float(v[0]), "y": float(v[1]), "z": float(v[2])}
+
+
+def pose_record(traj: Trajectory, i: int, ground_height: float) -> dict:
+    """The pose JSON of frame i (schema in docs/data_format.md)."""
+    q = traj.quat_xyzw[i]
+    return {
+        "timestamp": float(traj.t[i]),
+        "frame": int(i),
+        "agent_type": traj.agent_type,
+        "position": _xyz(traj.position[i]),
+        "orientation": {"x": float(q[0]), "y": float(q[1]), "z": float(q[2]), "w": float(q[3])},
+        "velocity": {"linear": _xyz(traj.lin_vel[i]), "angular": _xyz(traj.ang_vel[i])},
+        "ground_height": float(ground_height),
+    }
+
+
+def write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_frame(session_dir: Path, i: int, traj: Trajectory, data: FrameData) -> None:
+    """Write frame i's files into a (temporary) session folder."""
+    arrays = {"occupancy": data.occupancy.astype(np.uint8, copy=False), "instances": data.instances.astype(np.int32, copy=False)}
+    if data.mask_lidar is not None:
+        arrays["mask_lidar"] = data.mask_lidar.astype(bool, copy=False)
+    if data.mask_camera is not None:
+        arrays["mask_camera"] = data.mask_camera.astype(bool, copy=False)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    layout.occupancy_path(session_dir, i).write_bytes(buf.getvalue())
+    write_json(layout.pose_path(session_dir, i), pose_record(traj, i, data.ground_height))
+    if data.lidar is not None:
+        np.save(layout.lidar_path(session_dir, i), data.lidar.astype(np.float32, copy=False))
+    if data.image_jpeg is not None:
+        layout.image_path(session_dir, i).write_bytes(data.image_jpeg)
+
+
+def make_session_tmp(root: Path, name: str) -> Path:
+    """A fresh temporary folder for a session (any leftover of a crashed run is removed first)."""
+    tmp = root / f"{layout.TMP_PREFIX}{name}"
+    if tmp.exists():
+        remove_tree(tmp)
+    for sub in layout.SUBDIRS:
+        (tmp / sub).mkdir(parents=True)
+    return tmp
+
+
+def finish_session(tmp: Path, final: Path, meta: dict) -> None:
+    """Write meta.json last, then rename the temporary folder to its final name (atomic on one filesystem)."""
+    write_json(tmp / "meta.json", meta)
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; refusing to overwrite a finished session")
+    os.replace(tmp, final)
+
+
+def remove_tree(path: Path) -> None:
+    for p in sorted(path.rglob("*"), key=lambda q: len(q.parts), reverse=True):
+        p.rmdir() if p.is_dir() else p.unlink()
+    path.rmdir()
