@@ -77,3 +77,111 @@ def merge_options(cfg: dict[str, Any], options: list[str] | None) -> dict[str, A
             else:
                 node = node[key]
     return cfg
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Known keys. A setting that is not listed here is a typo or a leftover: the run refuses it by name instead of
+# silently ignoring it. `None` means "any keys" (free-form dict); a set lists the allowed sub-keys.
+# --------------------------------------------------------------------------------------------------------------
+
+MODEL_BASE_FILE = Path(__file__).resolve().parents[1] / "config" / "_base_" / "model_tokyo.py"
+
+KNOWN_KEYS: dict[str, set[str] | None] = {
+    # dataset (the guide's names)
+    "data_root": set(),
+    "point_cloud_range": set(),
+    "voxel_size": set(),
+    "history_frames": set(),
+    "future_frames": set(),
+    "data": {"samples_per_gpu", "workers_per_gpu", "val_fraction", "split_seed", "window_stride",
+             "val_window_stride", "time_split_gap", "pin_memory", "agent_types", "max_train_windows",
+             "prefetch_factor"},
+    # model: the guide's four keys plus every key that config/_base_/model_tokyo.py defines (added lazily)
+    "model": {"type", "freeze_vae", "freeze_transformer", "freeze_pose"},
+    # optimisation
+    "optimizer": {"type", "lr", "weight_decay", "betas", "eps"},
+    "lr_config": {"policy", "min_lr", "warmup", "warmup_iters", "warmup_ratio"},
+    "grad_clip": {"max_norm", "norm_type"},
+    "max_epochs": set(),
+    "fp16": {"enabled", "init_scale", "max_consecutive_skips"},
+    "cpu_precision": set(),
+    # evaluation, checkpoints, logging
+    "evaluation": {"interval", "max_samples", "rollout", "vpq_iou_threshold", "n_images", "baselines"},
+    "checkpoint_config": {"interval_iters"},
+    "log_config": {"interval"},
+    # run
+    "work_dir": set(),
+    "seed": set(),
+    "deterministic": set(),
+    "load_from": set(),
+    "tokenizer_checkpoint": set(),
+}
+
+_VALID_VALUES: dict[str, tuple] = {
+    "optimizer.type": ("AdamW",),
+    "lr_config.policy": ("CosineAnnealing",),
+    "lr_config.warmup": ("linear", None),
+    "cpu_precision": ("fp32", "bf16"),
+}
+
+
+def _model_base_keys(base_file: Path = MODEL_BASE_FILE) -> set[str]:
+    """Top-level keys of `model` in the model engineer's base file (empty when the file is absent)."""
+    if not base_file.is_file():
+        return set()
+    model = load_config(base_file).get("model", {})
+    return set(model) if isinstance(model, dict) else set()
+
+
+def validate_config(cfg: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Refuse unknown or misspelled keys and impossible values, naming the key; returns cfg unchanged."""
+    for key, value in cfg.items():
+        if key not in KNOWN_KEYS:
+            hint = _closest(key, KNOWN_KEYS)
+            raise ConfigError(f"{source}: unknown key {key!r}{hint}; known top-level keys: {sorted(KNOWN_KEYS)}")
+        allowed = KNOWN_KEYS[key]
+        if allowed and not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key!r} must be a dict(...) with keys {sorted(allowed)}, got {value!r}")
+        if isinstance(value, dict) and allowed is not None:
+            if key == "model":
+                allowed = allowed | _model_base_keys()
+            for sub in value:
+                if sub not in allowed:
+                    hint = _closest(sub, allowed)
+                    raise ConfigError(f"{source}: unknown key '{key}.{sub}'{hint}; known keys of {key}: {sorted(allowed)}")
+    for dotted, choices in _VALID_VALUES.items():
+        value = get_dotted(cfg, dotted, default=_MISSING)
+        if value is not _MISSING and value not in choices:
+            raise ConfigError(f"{source}: {dotted} = {value!r} is not supported; use one of {list(choices)}")
+    for dotted in ("history_frames", "max_epochs", "data.samples_per_gpu", "evaluation.interval"):
+        value = get_dotted(cfg, dotted, default=_MISSING)
+        if value is not _MISSING and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"{source}: {dotted} must be an integer >= 1, got {value!r}")
+    for dotted in ("future_frames", "data.workers_per_gpu", "lr_config.warmup_iters"):
+        value = get_dotted(cfg, dotted, default=_MISSING)
+        if value is not _MISSING and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ConfigError(f"{source}: {dotted} must be an integer >= 0, got {value!r}")
+    lr = get_dotted(cfg, "optimizer.lr", default=_MISSING)
+    if lr is not _MISSING and not (isinstance(lr, (int, float)) and lr > 0):
+        raise ConfigError(f"{source}: optimizer.lr must be a number > 0, got {lr!r}")
+    return cfg
+
+
+_MISSING = object()
+
+
+def get_dotted(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
+    """cfg['a']['b'] for 'a.b', or default when any part is missing."""
+    node: Any = cfg
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return default
+        node = node[key]
+    return node
+
+
+def _closest(key: str, candidates) -> str:
+    import difflib
+
+    match = difflib.get_close_matches(key, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""

@@ -1,0 +1,75 @@
+"""Reading session folders written by the data generator (layout: docs/data_format.md).
+
+A session is a folder with a meta.json; frames are `occupancy/NNNNNN_occupancy.npz` + `poses/NNNNNN.json`.
+These helpers only read; they never modify the data.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from occworld_tokyo.sessions import layout
+
+
+class DataError(RuntimeError):
+    """The data root or a session cannot be used for training; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    path: Path
+    name: str
+    agent_type: str
+    n_frames: int
+    rate_hz: float
+    has_masks: bool  # False when generated without sensors: masks are then treated as all-visible
+
+
+def read_session(path: Path) -> SessionInfo:
+    """Meta data of one session folder, checked against the files present."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path / 'meta.json'}: cannot read ({exc})") from exc
+    n = int(meta.get("n_frames", 0))
+    shape = tuple(meta.get("grid", {}).get("shape", (200, 200, 121)))
+    if shape != (200, 200, 121):
+        raise DataError(f"{path}: grid shape {shape} in meta.json; training expects (200, 200, 121)")
+    last = layout.occupancy_path(path, n - 1)
+    if n < 1 or not last.is_file() or not layout.pose_path(path, n - 1).is_file():
+        raise DataError(f"{path}: meta.json says {n} frames but {last.name} or its pose is missing; "
+                        "regenerate this session")
+    with zipfile.ZipFile(layout.occupancy_path(path, 0)) as zf:
+        names = set(zf.namelist())
+    return SessionInfo(path=path, name=path.name, agent_type=str(meta.get("agent_type", path.name.split("_")[0])),
+                       n_frames=n, rate_hz=float(meta.get("rate_hz", 2.0)),
+                       has_masks={"mask_lidar.npy", "mask_camera.npy"} <= names)
+
+
+def find_sessions(data_root: str | Path) -> list[SessionInfo]:
+    """All finished sessions under data_root, sorted by name; a DataError when there are none."""
+    root = Path(data_root)
+    paths = layout.find_sessions(root)
+    if not paths:
+        why = "does not exist" if not root.exists() else "holds no session folder with a meta.json"
+        raise DataError(f"data_root {root} {why}; generate data first: "
+                        f"python scripts/plateau_to_occworld.py --output {root} --frames 200 --sessions 5 "
+                        "(or ./scripts/run_training.sh --generate-data)")
+    return [read_session(p) for p in paths]
+
+
+def read_occupancy(session: Path, frame: int, keys: tuple[str, ...] = ("occupancy",)) -> dict[str, np.ndarray]:
+    """The requested arrays of one frame's npz (only those are decompressed)."""
+    path = layout.occupancy_path(session, frame)
+    with np.load(path) as npz:
+        return {k: npz[k] for k in keys if k in npz.files}
+
+
+def read_pose(session: Path, frame: int) -> dict:
+    return json.loads(layout.pose_path(session, frame).read_text())
