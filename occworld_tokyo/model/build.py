@@ -1,0 +1,100 @@
+"""`build_model(cfg['model'])`: the one way to construct the tokenizer or the world model from a config dict.
+
+Config layout (config/_base_/model_tokyo.py holds the Tokyo values, config/occworld_nuscenes.py the released):
+
+    model = dict(
+        type='TransVQVAE',            # or 'VAERes2D' (tokenizer stage: uses the `vae` sub-dict)
+        history_frames=4, future_frames=6, pose_mode='state', pose_loss_weight=0.1,
+        freeze_vae=True, freeze_transformer=False, freeze_pose=False,
+        vae=dict(grid_size=(200, 200, 121), num_classes=14, free_index=0, expansion=8, ch=64, ch_mult=(1, 2, 4),
+                 num_res_blocks=2, attn_resolutions=(50,), z_channels=64, n_e=512, e_dim=64, beta=0.25, ...),
+        transformer=dict(num_layers=2, temporal_attn_layers=6, pose_attn_layers=2, embed_dim=64, num_heads=8,
+                         dropout=0.1, num_frames=10),
+        pose_encoder=dict(in_channels=13, hidden_channels=256, out_channels=64, num_layers=2),
+        pose_decoder=dict(hidden_channels=256, out_channels=13, num_layers=2, num_modes=1),
+    )
+
+Derived, not configured: the transformer's token_size (grid / 2**(len(ch_mult)-1)) and n_codes (= vae.n_e),
+the pose decoder's in_channels (= transformer.embed_dim).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch.nn as nn
+
+from .pose import PoseDecoder, PoseEncoder
+from .transformer import PlanUAutoRegTransformer
+from .vae import VAERes2D
+from .world_model import TransVQVAE
+
+_WORLD_KEYS = {"type", "history_frames", "future_frames", "pose_mode", "pose_loss_weight", "freeze_vae",
+               "freeze_transformer", "freeze_pose", "vae", "transformer", "pose_encoder", "pose_decoder"}
+
+
+def _strip_type(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = dict(cfg)
+    cfg.pop("type", None)
+    return cfg
+
+
+def build_vae(vae_cfg: dict[str, Any]) -> VAERes2D:
+    return VAERes2D(**_strip_type(vae_cfg))
+
+
+def build_model(model_cfg: dict[str, Any]) -> nn.Module:
+    """model_cfg = cfg['model']. type 'TransVQVAE' -> TransVQVAE; type 'VAERes2D' -> VAERes2D built from
+    model_cfg['vae'] when present (so a tokenizer config can inherit the world-model base and set only the type),
+    else from the remaining keys of model_cfg itself."""
+    cfg = copy.deepcopy(dict(model_cfg))
+    kind = cfg.get("type", "TransVQVAE")
+    if kind == "VAERes2D":
+        return build_vae(cfg["vae"] if "vae" in cfg else cfg)
+    if kind != "TransVQVAE":
+        raise ValueError(f"unknown model type {kind!r} (expected 'TransVQVAE' or 'VAERes2D')")
+    unknown = set(cfg) - _WORLD_KEYS
+    if unknown:
+        raise ValueError(f"model config: unknown keys {sorted(unknown)}; known: {sorted(_WORLD_KEYS)}")
+    for key in ("vae", "transformer", "pose_encoder", "pose_decoder", "history_frames", "future_frames"):
+        if key not in cfg:
+            raise ValueError(f"model config for TransVQVAE needs {key!r}")
+    vae = build_vae(cfg["vae"])
+    t_cfg = _strip_type(cfg["transformer"])
+    t_cfg.setdefault("token_size", vae.token_size)
+    t_cfg.setdefault("n_codes", vae.n_e)
+    t_cfg.setdefault("num_frames", cfg["history_frames"] + cfg["future_frames"])
+    transformer = PlanUAutoRegTransformer(**t_cfg)
+    pose_encoder = PoseEncoder(**_strip_type(cfg["pose_encoder"]))
+    d_cfg = _strip_type(cfg["pose_decoder"])
+    d_cfg.setdefault("in_channels", transformer.embed_dim)
+    pose_decoder = PoseDecoder(**d_cfg)
+    return TransVQVAE(vae, transformer, pose_encoder, pose_decoder,
+                      history_frames=cfg["history_frames"], future_frames=cfg["future_frames"],
+                      pose_mode=cfg.get("pose_mode", "state"), pose_loss_weight=cfg.get("pose_loss_weight", 0.1),
+                      freeze_vae=cfg.get("freeze_vae", True), freeze_transformer=cfg.get("freeze_transformer", False),
+                      freeze_pose=cfg.get("freeze_pose", False))
+
+
+def tiny_model_config(grid_size: tuple[int, int, int] = (32, 32, 8), num_classes: int = 14, free_index: int = 0,
+                      history_frames: int = 2, future_frames: int = 2, pose_mode: str = "state",
+                      **overrides: Any) -> dict[str, Any]:
+    """A small model config of the Tokyo form (2-level tokenizer U-Net, 2-level transformer, 1 layer each) for
+    tests and smoke runs: builds in milliseconds and runs a step in well under a second on CPU.
+    `overrides` are merged over the top level (e.g. freeze_vae=False)."""
+    pose_dim = 13 if pose_mode == "state" else 5
+    cfg: dict[str, Any] = dict(
+        type="TransVQVAE", history_frames=history_frames, future_frames=future_frames, pose_mode=pose_mode,
+        pose_loss_weight=0.1, freeze_vae=True, freeze_transformer=False, freeze_pose=False,
+        vae=dict(grid_size=tuple(grid_size), num_classes=num_classes, free_index=free_index, expansion=4, ch=32,
+                 ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(grid_size[0] // 2,), z_channels=16, n_e=64,
+                 e_dim=16, beta=0.25),
+        transformer=dict(num_layers=2, temporal_attn_layers=1, pose_attn_layers=1, embed_dim=16, num_heads=2,
+                         mlp_ratio=2, dropout=0.1, num_frames=history_frames + future_frames),
+        pose_encoder=dict(in_channels=pose_dim, hidden_channels=32, out_channels=16, num_layers=2),
+        pose_decoder=dict(hidden_channels=32, out_channels=2 if pose_mode == "nuscenes" else pose_dim,
+                          num_layers=2, num_modes=3 if pose_mode == "nuscenes" else 1),
+    )
+    cfg.update(overrides)
+    return cfg

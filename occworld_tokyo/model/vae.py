@@ -1,0 +1,327 @@
+"""OccWorld's scene tokenizer `VAERes2D`: semantic occupancy (X, Y, Z labels) <-> a 2-D map of codebook tokens.
+
+Data flow for one frame (released nuScenes numbers in brackets, Tokyo in braces):
+
+    labels (X, Y, Z)           [200x200x16]  {200x200x121}
+    class_embeds gather        -> (X, Y, Z, 8)  (expansion 8; an index gather, never a float one-hot)
+    fold height into channels  -> (Z*8, X, Y)   [128]  {968}
+    Encoder2D                  -> (z_channels, h, w), h = X / 2**(len(ch_mult)-1)   [128x50x50] {64x50x50}
+    vqvae.quant_conv (1x1)     -> (e_dim, h, w); nearest-L2 codebook lookup, straight-through estimator
+    vqvae.post_quant_conv      -> (z_channels, h, w)
+    Decoder2D                  -> (Z*8, X, Y) -> view (Z, 8, X, Y)
+    dot with class_embeds      -> class logits (C, X, Y, Z)   (the embedding table is tied to the output)
+
+Module and parameter names follow the released checkpoint (`encoder.down.2.attn.0.q.weight`, `vqvae.embedding`,
+`class_embeds.weight`, ...), so `load_state_dict` on a released file works name for name.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from .losses import lovasz_softmax, occupancy_ce
+
+
+def Normalize(channels: int) -> nn.GroupNorm:
+    """GroupNorm(32) as in the released tokenizer (channels must be a multiple of 32)."""
+    return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+
+
+def swish(x: Tensor) -> Tensor:
+    return F.silu(x)
+
+
+class ResnetBlock(nn.Module):
+    """GroupNorm-swish-conv twice, with a 1x1 `nin_shortcut` when the width changes."""
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = Normalize(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, 1, 1)
+        self.norm2 = Normalize(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1)
+        if in_channels != out_channels:
+            self.nin_shortcut = nn.Conv2d(in_channels, out_channels, 1, 1, 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv1(swish(self.norm1(x)))
+        h = self.conv2(self.dropout(swish(self.norm2(h))))
+        if hasattr(self, "nin_shortcut"):
+            x = self.nin_shortcut(x)
+        return x + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head spatial self-attention over all h*w positions (1x1-conv q, k, v, proj_out)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.norm = Normalize(channels)
+        self.q = nn.Conv2d(channels, channels, 1)
+        self.k = nn.Conv2d(channels, channels, 1)
+        self.v = nn.Conv2d(channels, channels, 1)
+        self.proj_out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
+        y = self.norm(x)
+        q, k, v = (m(y).reshape(n, 1, c, h * w).transpose(2, 3) for m in (self.q, self.k, self.v))
+        out = F.scaled_dot_product_attention(q, k, v)  # (n, 1, hw, c)
+        out = out.transpose(2, 3).reshape(n, c, h, w)
+        return x + self.proj_out(out)
+
+
+class Downsample(nn.Module):
+    """Stride-2 3x3 conv; right/bottom zero padding so that 200 -> 100 -> 50 exactly."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 2, 0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class Upsample(nn.Module):
+    """Nearest x2 upsampling followed by a 3x3 conv."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class Encoder2D(nn.Module):
+    """conv_in -> per level [ResnetBlock x num_res_blocks (+ AttnBlock at attn_resolutions), Downsample]
+    -> mid (Res, Attn, Res) -> GroupNorm, swish, conv_out to z_channels."""
+
+    def __init__(self, in_channels: int, ch: int, ch_mult: Sequence[int], num_res_blocks: int,
+                 attn_resolutions: Sequence[int], resolution: int, z_channels: int, dropout: float = 0.0):
+        super().__init__()
+        self.num_resolutions = len(ch_mult)
+        self.conv_in = nn.Conv2d(in_channels, ch, 3, 1, 1)
+        in_mult = (1, *ch_mult)
+        curr_res = resolution
+        self.down = nn.ModuleList()
+        block_in = ch
+        for i_level in range(self.num_resolutions):
+            block_in, block_out = ch * in_mult[i_level], ch * ch_mult[i_level]
+            level = nn.Module()
+            level.block = nn.ModuleList()
+            level.attn = nn.ModuleList()
+            for _ in range(num_res_blocks):
+                level.block.append(ResnetBlock(block_in, block_out, dropout))
+                block_in = block_out
+                if curr_res in attn_resolutions:
+                    level.attn.append(AttnBlock(block_in))
+            if i_level != self.num_resolutions - 1:
+                level.downsample = Downsample(block_in)
+                curr_res = curr_res // 2
+            self.down.append(level)
+        self.mid = nn.Module()
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout)
+        self.mid.attn_1 = AttnBlock(block_in)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout)
+        self.norm_out = Normalize(block_in)
+        self.conv_out = nn.Conv2d(block_in, z_channels, 3, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.conv_in(x)
+        for level in self.down:
+            for i, block in enumerate(level.block):
+                h = block(h)
+                if len(level.attn) > 0:
+                    h = level.attn[i](h)
+            if hasattr(level, "downsample"):
+                h = level.downsample(h)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        return self.conv_out(swish(self.norm_out(h)))
+
+
+class Decoder2D(nn.Module):
+    """Mirror of Encoder2D: conv_in -> mid -> per level (lowest resolution first) [ResnetBlock x num_res_blocks
+    (+ AttnBlock), Upsample] -> GroupNorm, swish, conv_out to out_channels (= Z * expansion)."""
+
+    def __init__(self, out_channels: int, ch: int, ch_mult: Sequence[int], num_res_blocks: int,
+                 attn_resolutions: Sequence[int], resolution: int, z_channels: int, dropout: float = 0.0):
+        super().__init__()
+        self.num_resolutions = len(ch_mult)
+        block_in = ch * ch_mult[-1]
+        curr_res = resolution // 2 ** (self.num_resolutions - 1)
+        self.conv_in = nn.Conv2d(z_channels, block_in, 3, 1, 1)
+        self.mid = nn.Module()
+        self.mid.block_1 = ResnetBlock(block_in, block_in, dropout)
+        self.mid.attn_1 = AttnBlock(block_in)
+        self.mid.block_2 = ResnetBlock(block_in, block_in, dropout)
+        levels: list[nn.Module] = []
+        for i_level in reversed(range(self.num_resolutions)):
+            block_out = ch * ch_mult[i_level]
+            level = nn.Module()
+            level.block = nn.ModuleList()
+            level.attn = nn.ModuleList()
+            for _ in range(num_res_blocks):
+                level.block.append(ResnetBlock(block_in, block_out, dropout))
+                block_in = block_out
+                if curr_res in attn_resolutions:
+                    level.attn.append(AttnBlock(block_in))
+            if i_level != 0:
+                level.upsample = Upsample(block_in)
+                curr_res = curr_res * 2
+            levels.insert(0, level)  # up[0] is the full-resolution level, as in the checkpoint
+        self.up = nn.ModuleList(levels)
+        self.norm_out = Normalize(block_in)
+        self.conv_out = nn.Conv2d(block_in, out_channels, 3, 1, 1)
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.conv_in(z)
+        h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
+        for level in reversed(self.up):
+            for i, block in enumerate(level.block):
+                h = block(h)
+                if len(level.attn) > 0:
+                    h = level.attn[i](h)
+            if hasattr(level, "upsample"):
+                h = level.upsample(h)
+        return self.conv_out(swish(self.norm_out(h)))
+
+
+class VectorQuantizer(nn.Module):
+    """Codebook `embedding` (n_e x e_dim) with 1x1 `quant_conv` / `post_quant_conv` around it.
+
+    Nearest-L2 lookup; loss = ||sg[z] - z_q||^2 + beta * ||z - sg[z_q]||^2; straight-through gradient
+    z_q = z + sg[z_q - z] so the encoder receives the decoder's gradient. The lookup runs in fp32 under autocast.
+    """
+
+    def __init__(self, n_e: int, e_dim: int, z_channels: int, beta: float):
+        super().__init__()
+        self.n_e, self.e_dim, self.beta = n_e, e_dim, beta
+        self.embedding = nn.Embedding(n_e, e_dim)
+        self.embedding.weight.data.uniform_(-1.0 / n_e, 1.0 / n_e)
+        self.quant_conv = nn.Conv2d(z_channels, e_dim, 1)
+        self.post_quant_conv = nn.Conv2d(e_dim, z_channels, 1)
+
+    def quantize(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """z (N, e_dim, h, w) after quant_conv -> (z_q straight-through, embed loss, indices (N, h, w))."""
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            z = z.float()
+            flat = z.permute(0, 2, 3, 1).reshape(-1, self.e_dim)
+            codebook = self.embedding.weight.float()
+            dist = (flat.pow(2).sum(1, keepdim=True) - 2.0 * flat @ codebook.t()
+                    + codebook.pow(2).sum(1)[None, :])
+            indices = dist.argmin(dim=1)
+            z_q = codebook[indices].view(z.shape[0], z.shape[2], z.shape[3], self.e_dim).permute(0, 3, 1, 2)
+            loss = F.mse_loss(z_q, z.detach()) + self.beta * F.mse_loss(z, z_q.detach())
+            z_q = z + (z_q - z).detach()
+        return z_q, loss, indices.view(z.shape[0], z.shape[2], z.shape[3])
+
+    def lookup(self, indices: Tensor) -> Tensor:
+        """Code indices (N, h, w) -> codebook vectors (N, e_dim, h, w)."""
+        return self.embedding(indices).permute(0, 3, 1, 2).contiguous()
+
+
+class VAERes2D(nn.Module):
+    """The scene tokenizer. Build from the `vae` dict of a model config (see config/_base_/model_tokyo.py).
+
+    Attributes: grid_size (X, Y, Z), num_classes, free_index, token_size (h, w), tokenizer_grid (None until the
+    tokenizer is trained or loaded for this grid; see checkpoint.check_tokenizer_trained).
+    """
+
+    def __init__(self, grid_size: Sequence[int] = (200, 200, 16), num_classes: int = 18, free_index: int = 17,
+                 expansion: int = 8, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4), num_res_blocks: int = 2,
+                 attn_resolutions: Sequence[int] = (50,), dropout: float = 0.0, z_channels: int = 128,
+                 n_e: int = 512, e_dim: int = 128, beta: float = 1.0,
+                 loss_weights: dict | None = None, lovasz_classes: str = "present", **unused):
+        super().__init__()
+        if unused:
+            raise TypeError(f"VAERes2D: unknown config keys {sorted(unused)}")
+        self.grid_size = tuple(int(s) for s in grid_size)
+        X, Y, Z = self.grid_size
+        factor = 2 ** (len(ch_mult) - 1)
+        if X % factor or Y % factor or X != Y:
+            raise ValueError(f"VAERes2D: grid {X}x{Y} must be square and divisible by {factor} (ch_mult={tuple(ch_mult)})")
+        self.num_classes, self.free_index, self.expansion = int(num_classes), int(free_index), int(expansion)
+        self.token_size = (X // factor, Y // factor)
+        self.e_dim, self.n_e = int(e_dim), int(n_e)
+        self.loss_weights = {"ce": 10.0, "lovasz": 1.0, "embed": 1.0, **(loss_weights or {})}
+        self.lovasz_classes = lovasz_classes
+        self.tokenizer_grid: tuple[int, int, int, int] | None = None
+
+        self.class_embeds = nn.Embedding(num_classes, expansion)
+        self.encoder = Encoder2D(Z * expansion, ch, ch_mult, num_res_blocks, attn_resolutions, X, z_channels, dropout)
+        self.decoder = Decoder2D(Z * expansion, ch, ch_mult, num_res_blocks, attn_resolutions, X, z_channels, dropout)
+        self.vqvae = VectorQuantizer(n_e, e_dim, z_channels, beta)
+
+    # -- pieces --------------------------------------------------------------------------------------------
+    def grid_signature(self) -> tuple[int, int, int, int]:
+        """(X, Y, Z, num_classes): what a trained tokenizer is trained for."""
+        return (*self.grid_size, self.num_classes)
+
+    def embed(self, occ: Tensor) -> Tensor:
+        """Labels (N, X, Y, Z) -> (N, Z*expansion, X, Y) by gathering class embeddings (height folded into channels)."""
+        n, x, y, z = occ.shape
+        if (x, y, z) != self.grid_size:
+            raise ValueError(f"occupancy grid {x}x{y}x{z} does not match the tokenizer's grid_size {self.grid_size}")
+        emb = self.class_embeds(occ.long())  # (N, X, Y, Z, E)
+        return emb.reshape(n, x, y, z * self.expansion).permute(0, 3, 1, 2).contiguous()
+
+    def logits_from_features(self, h: Tensor) -> Tensor:
+        """Decoder output (N, Z*E, X, Y) -> class logits (N, C, X, Y, Z) via the tied class-embedding table."""
+        n, _, x, y = h.shape
+        h = h.view(n, self.grid_size[2], self.expansion, x, y)
+        return torch.einsum("nzexy,ce->ncxyz", h, self.class_embeds.weight.to(h.dtype))
+
+    def _encode(self, occ: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """occ (B, F, X, Y, Z) -> (z_q (B*F, e_dim, h, w) straight-through, embed loss, indices (B*F, h, w))."""
+        b, f = occ.shape[:2]
+        z = self.vqvae.quant_conv(self.encoder(self.embed(occ.flatten(0, 1))))
+        return self.vqvae.quantize(z)
+
+    # -- API -----------------------------------------------------------------------------------------------
+    def encode(self, occ: Tensor) -> tuple[Tensor, Tensor]:
+        """occ (B, F, X, Y, Z) labels -> (quantized latents (B*F, e_dim, h, w) before post_quant_conv,
+        code indices (B, F, h, w))."""
+        b, f = occ.shape[:2]
+        z_q, _, indices = self._encode(occ)
+        return z_q, indices.view(b, f, *indices.shape[1:])
+
+    def decode_latents(self, z_q: Tensor) -> Tensor:
+        """Quantized latents (N, e_dim, h, w) -> class logits (N, C, X, Y, Z)."""
+        return self.logits_from_features(self.decoder(self.vqvae.post_quant_conv(z_q)))
+
+    @torch.no_grad()
+    def decode_indices(self, indices: Tensor, chunk: int = 1) -> Tensor:
+        """Code indices (B, F, h, w) -> labels (B, F, X, Y, Z) (argmax), decoding `chunk` frames at a time so
+        that only `chunk` frames of logits are alive at once."""
+        b, f = indices.shape[:2]
+        flat = indices.flatten(0, 1)
+        out = []
+        for i in range(0, flat.shape[0], chunk):
+            logits = self.decode_latents(self.vqvae.lookup(flat[i:i + chunk]))
+            out.append(logits.argmax(dim=1).to(torch.uint8 if self.num_classes <= 256 else torch.int64))
+        return torch.cat(out).long().view(b, f, *self.grid_size)
+
+    def forward_train(self, occ: Tensor) -> dict[str, Tensor]:
+        """Reconstruction step. occ (B, F, X, Y, Z) label ids -> {'loss', 'ce', 'lovasz', 'embed_loss': scalars,
+        'pred': (B, F, X, Y, Z) argmax labels (no grad)}. loss = w_ce*CE + w_lovasz*Lovasz + w_embed*VQ."""
+        b, f = occ.shape[:2]
+        z_q, embed_loss, _ = self._encode(occ)
+        logits = self.decode_latents(z_q)
+        target = occ.flatten(0, 1).long()
+        ce = occupancy_ce(logits, target)
+        lovasz = lovasz_softmax(logits, target, self.lovasz_classes)
+        w = self.loss_weights
+        loss = w["ce"] * ce + w["lovasz"] * lovasz + w["embed"] * embed_loss
+        pred = logits.detach().argmax(dim=1).view(b, f, *self.grid_size)
+        return {"loss": loss, "ce": ce.detach(), "lovasz": lovasz.detach(), "embed_loss": embed_loss.detach(),
+                "pred": pred}
+
+    def forward(self, occ: Tensor) -> dict[str, Tensor]:
+        return self.forward_train(occ)
