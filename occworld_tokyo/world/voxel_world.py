@@ -25,6 +25,7 @@ import numpy as np
 from ..grid import DEFAULT_GRID, EgoFrame, GridSpec
 
 EGO_GROUND_LEVEL = 1  # grid level that holds the terrain under the agent
+LEVEL_EPS = 1e-3  # levels: float32 noise tolerance when a height sits on a level boundary
 
 
 @dataclass
@@ -118,11 +119,14 @@ class VoxelWorld:
 
     # ----------------------------------------------------------------- ego frames and crops
     def snap_ground_z(self, terrain_z: float, grid: GridSpec = DEFAULT_GRID) -> float:
-        """The ego ground_z for a terrain height: on the lattice z0 - grid.z_lo + m dz, terrain in grid level 1."""
+        """The ego ground_z for a terrain height (module docstring).
+
+        ground_z = z0 - grid.z_lo + m dz with m = level(terrain) - 1, so grid level k is world level m + k
+        and the terrain's world level is grid level 1 (terrain - ground_z in [-0.75, 0.5) m).
+        """
         dz = self.voxel_size[2]
-        base = self.z0 - grid.z_range[0]  # ground_z values whose grid levels coincide with world levels
-        m = np.floor((terrain_z - base - EGO_GROUND_LEVEL * dz) / dz + 1e-9)
-        return float(base + m * dz)
+        level = np.floor((terrain_z - self.z0) / dz + LEVEL_EPS)
+        return float(self.z0 - grid.z_range[0] + (level - EGO_GROUND_LEVEL) * dz)
 
     def ego_frame(self, x: float, y: float, yaw: float, grid: GridSpec = DEFAULT_GRID) -> EgoFrame:
         """The yaw-only ego frame at (x, y) with ground_z = terrain under (x, y) snapped (module docstring)."""

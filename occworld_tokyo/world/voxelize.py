@@ -40,14 +40,14 @@ from .. import labels as L
 from ..citymodel.mesh import CityMesh, Fill
 from .ground import estimate_ground, object_base_samples
 from .raster import ColumnLattice, lattice_for_bounds, sample_triangles
-from .voxel_world import VoxelWorld
+from .voxel_world import LEVEL_EPS, VoxelWorld
 
 LABEL_PRIORITY: dict[int, int] = {
     L.BUILDING: 10, L.BRIDGE: 9, L.RAILWAY: 8, L.ROAD: 7, L.SIDEWALK: 6, L.WATER: 5,
     L.CITY_FURNITURE: 4, L.VEGETATION: 3, L.OTHER: 2, L.TERRAIN: 1,
     L.VEHICLE: 11, L.PEDESTRIAN: 11, L.DRONE: 11,
 }
-_LEVEL_EPS = 1e-3  # in levels
+_LEVEL_EPS = LEVEL_EPS  # in levels
 _THIN = 0.01  # m: a SOLID column whose hits span less than this is a one-hit column
 _GROUND_CELL = 8.0  # m: coarse cell of the ground estimate
 _WRITE_CHUNK = 8_000_000  # voxels per write batch
