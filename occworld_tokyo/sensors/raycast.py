@@ -1,0 +1,80 @@
+"""Ray casting against a CityMesh with Embree (embreex): the one geometric query behind lidar and camera.
+
+The Embree scene (a BVH over the triangle soup) is built once per city in `RayCaster.__init__` (its build
+time is kept in `build_seconds`). Embree scenes cannot be shared across `fork`, so every worker process
+builds its own caster. Queries run single-threaded in the calling process.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from embreex import rtcore_scene
+from embreex.mesh_construction import TriangleMesh
+
+from occworld_tokyo.citymodel.mesh import CityMesh
+
+
+def triangle_normals(triangles: np.ndarray) -> np.ndarray:
+    """(T, 3, 3) triangles -> (T, 3) float32 unit geometric normals (v1 - v0) x (v2 - v0); zeros if degenerate."""
+    t = np.asarray(triangles, dtype=np.float64)
+    n = np.cross(t[:, 1] - t[:, 0], t[:, 2] - t[:, 0])
+    length = np.linalg.norm(n, axis=1, keepdims=True)
+    return np.divide(n, length, out=np.zeros_like(n), where=length > 0).astype(np.float32)
+
+
+class RayCaster:
+    """Closest-hit ray queries against one city mesh."""
+
+    def __init__(self, mesh: CityMesh) -> None:
+        if mesh.n_triangles == 0:
+            raise ValueError("cannot ray cast against an empty city mesh")
+        t0 = time.perf_counter()
+        self._scene = rtcore_scene.EmbreeScene()
+        self._geometry = TriangleMesh(self._scene, np.ascontiguousarray(mesh.triangles, dtype=np.float32))
+        # Embree builds the BVH lazily on the first query: force it here so build time is measured once.
+        self._scene.run(np.zeros((1, 3), np.float32), np.array([[0.0, 0.0, 1.0]], np.float32))
+        self.build_seconds = time.perf_counter() - t0
+        self.normals = triangle_normals(mesh.triangles)
+        self.n_triangles = mesh.n_triangles
+
+    def cast(self, origins: np.ndarray, dirs: np.ndarray, max_distance: float | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Closest hits of rays.
+
+        origins (N, 3) or (3,) broadcast, dirs (N, 3) (normalised here). Returns distance (N,) float32 in
+        metres along the ray (inf for a miss or a hit beyond `max_distance`) and tri_index (N,) int32
+        (-1 for a miss). A ray starting exactly on a surface may hit that surface at distance 0.
+        """
+        d = np.asarray(dirs, dtype=np.float32).reshape(-1, 3)
+        n = len(d)
+        length = np.linalg.norm(d, axis=1, keepdims=True)
+        if np.any(length == 0) or not np.all(np.isfinite(length)):
+            raise ValueError("ray directions must be finite and non-zero")
+        d = np.ascontiguousarray(d / length, dtype=np.float32)
+        o = np.asarray(origins, dtype=np.float32)
+        o = np.ascontiguousarray(np.broadcast_to(o.reshape(-1, 3), (n, 3)), dtype=np.float32)
+        if n == 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int32)
+        dists = None if max_distance is None else np.full(n, max_distance, dtype=np.float32)
+        res = self._scene.run(o, d, dists=dists, output=1)
+        tri = np.asarray(res["primID"], dtype=np.int32)
+        dist = np.asarray(res["tfar"], dtype=np.float32)
+        miss = tri < 0
+        dist[miss] = np.inf
+        return dist, tri
+
+    def hit_normals(self, tri_index: np.ndarray) -> np.ndarray:
+        """(N,) triangle indices -> (N, 3) float32 unit geometric normals (zeros where tri_index is -1)."""
+        tri = np.asarray(tri_index)
+        out = self.normals[np.maximum(tri, 0)]
+        out[tri < 0] = 0.0
+        return out
+
+    def facing_normals(self, tri_index: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+        """Hit normals flipped to face back along the ray (triangle winding in city data is unreliable)."""
+        n = self.hit_normals(tri_index)
+        flip = np.einsum("ij,ij->i", n, np.asarray(dirs, dtype=np.float32)) > 0
+        n[flip] *= -1.0
+        return n
