@@ -1,0 +1,250 @@
+"""Loading released / project checkpoints into a model, and the "was the tokenizer trained for this grid?" guard.
+
+`load_pretrained(model, path)` accepts
+* the released OccWorld file `{'state_dict', 'optimizer', 'scheduler', 'epoch', 'global_iter'}`,
+* a project checkpoint (same layout, plus `meta` from `checkpoint_metadata(model)`),
+* a bare state_dict,
+with `module.` (DDP) and `_orig_mod.` (torch.compile) prefixes stripped. A VQVAE-stage file (keys without `vae.`)
+loads into a world model's `vae`; a world-model file loads into a tokenizer by taking its `vae.` keys. Every
+tensor whose name and shape match is loaded; a table per module (loaded / shape mismatch / missing / unexpected)
+is logged; loading nothing raises.
+
+Files are read with `torch.load(weights_only=True)`; one that needs pickled Python objects is refused unless the
+caller opts in (`allow_pickle=True`, the `--allow-pickle` flag), since unpickling runs arbitrary code.
+
+Tokenizer provenance: the state_dict of the released model has no room for metadata (parity), so the fact that
+a tokenizer is trained for a grid lives in the attribute `vae.tokenizer_grid = (X, Y, Z, num_classes)`, saved in
+checkpoints under `meta['tokenizer_grid']` (`checkpoint_metadata`) and restored by `load_pretrained`.
+`check_tokenizer_trained(model)` refuses a world model whose frozen tokenizer was never trained for its grid.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+
+from .vae import VAERes2D
+
+DOWNLOAD_COMMAND = ("mkdir -p pretrained/occworld && curl -L -o pretrained/occworld/latest.pth "
+                    "'https://cloud.tsinghua.edu.cn/d/ff4612b2453841fba7a5/files/?p=/latest.pth&dl=1'")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message says why and what to do."""
+
+
+class TokenizerNotTrainedError(RuntimeError):
+    """The world model would train on a frozen tokenizer that was never trained for its grid and classes."""
+
+
+@dataclass
+class ModuleReport:
+    loaded: list[str] = field(default_factory=list)
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = field(default_factory=list)  # name, file, model
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadReport:
+    """What load_pretrained did, per module (`vae.encoder`, `vae.decoder`, `vae.vqvae`, `vae.class_embeds`,
+    `transformer`, `pose_encoder`, `pose_decoder`; without `vae.` for a bare tokenizer)."""
+
+    path: str
+    modules: dict[str, ModuleReport]
+    tokenizer_grid: tuple[int, ...] | None = None
+
+    def _all(self, attr: str) -> list:
+        return [item for report in self.modules.values() for item in getattr(report, attr)]
+
+    @property
+    def loaded(self) -> list[str]:
+        return self._all("loaded")
+
+    @property
+    def mismatched(self) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
+        return self._all("mismatched")
+
+    @property
+    def missing(self) -> list[str]:
+        return self._all("missing")
+
+    @property
+    def unexpected(self) -> list[str]:
+        return self._all("unexpected")
+
+    def table(self) -> str:
+        rows = [f"{'module':<20} {'loaded':>7} {'mismatch':>9} {'missing':>8} {'unexpected':>11}"]
+        for name, r in self.modules.items():
+            rows.append(f"{name:<20} {len(r.loaded):>7} {len(r.mismatched):>9} {len(r.missing):>8} "
+                        f"{len(r.unexpected):>11}")
+        rows.append(f"{'total':<20} {len(self.loaded):>7} {len(self.mismatched):>9} {len(self.missing):>8} "
+                    f"{len(self.unexpected):>11}")
+        for name, file_shape, model_shape in self.mismatched:
+            rows.append(f"  shape mismatch {name}: file {list(file_shape)} vs model {list(model_shape)}")
+        return "\n".join(rows)
+
+
+def _module_of(name: str) -> str:
+    parts = name.split(".")
+    if parts[0] == "vae" and len(parts) > 2:
+        return "vae." + parts[1]
+    if parts[0] in ("encoder", "decoder", "vqvae", "class_embeds"):
+        return parts[0]
+    return parts[0]
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = OrderedDict()
+    for key, value in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in _PREFIXES:
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        out[key] = value
+    return out
+
+
+def read_checkpoint(path: str | Path, *, allow_pickle: bool = False) -> dict[str, Any]:
+    """torch.load a checkpoint file (CPU), refusing pickled objects unless allow_pickle. Returns the raw object."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"pretrained checkpoint not found: {path}\n"
+            f"Download the released OccWorld weights with:\n  {DOWNLOAD_COMMAND}\n"
+            f"or train from scratch with --from-scratch.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+    except pickle.UnpicklingError as exc:
+        if allow_pickle:
+            raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+        raise CheckpointError(
+            f"checkpoint {path} contains pickled Python objects, which torch.load(weights_only=True) refuses "
+            f"(unpickling can run arbitrary code). If you trust this file, re-run with --allow-pickle "
+            f"(load_pretrained(..., allow_pickle=True)). Details: {str(exc).splitlines()[0]}") from exc
+
+
+def extract_state_dict(obj: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A loaded checkpoint object -> (state_dict with prefixes stripped, meta dict)."""
+    meta: dict[str, Any] = {}
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        state, meta = obj["state_dict"], dict(obj.get("meta") or {})
+    elif isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        state, meta = obj["model"], dict(obj.get("meta") or {})
+    elif isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        state = obj
+    else:
+        raise CheckpointError("checkpoint holds neither a 'state_dict' nor a bare state_dict of tensors")
+    return _strip_prefixes({k: v for k, v in state.items() if isinstance(v, torch.Tensor)}), meta
+
+
+def _align_to_model(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Map VQVAE-stage keys into a world model (`vae.` prefix) and world-model keys into a tokenizer."""
+    is_tokenizer = isinstance(model, VAERes2D)
+    has_vae_prefix = any(k.startswith("vae.") for k in state)
+    if not is_tokenizer and hasattr(model, "vae") and not has_vae_prefix and "class_embeds.weight" in state:
+        return OrderedDict((f"vae.{k}", v) for k, v in state.items())
+    if is_tokenizer and has_vae_prefix:
+        return OrderedDict((k[4:], v) for k, v in state.items() if k.startswith("vae."))
+    return state
+
+
+def _tokenizer(model: nn.Module) -> VAERes2D | None:
+    if isinstance(model, VAERes2D):
+        return model
+    vae = getattr(model, "vae", None)
+    return vae if isinstance(vae, VAERes2D) else None
+
+
+def load_pretrained(model: nn.Module, path: str | Path, *, allow_pickle: bool = False,
+                    log: Callable[[str], Any] = print) -> LoadReport:
+    """Load every tensor of the checkpoint at `path` whose name and shape match `model`; log a per-module table.
+
+    Raises CheckpointError when the file is missing (message has the download command), needs pickle without
+    allow_pickle, or when no tensor at all could be loaded. Marks the tokenizer as trained for its grid when all
+    of its tensors loaded and the file's `meta['tokenizer_grid']` (if any) agrees with the model's grid.
+    """
+    state, meta = extract_state_dict(read_checkpoint(path, allow_pickle=allow_pickle))
+    state = _align_to_model(state, model)
+    own = model.state_dict()
+    modules: dict[str, ModuleReport] = OrderedDict()
+    to_load: dict[str, torch.Tensor] = {}
+    for name, param in own.items():
+        report = modules.setdefault(_module_of(name), ModuleReport())
+        if name not in state:
+            report.missing.append(name)
+        elif tuple(state[name].shape) != tuple(param.shape):
+            report.mismatched.append((name, tuple(state[name].shape), tuple(param.shape)))
+        else:
+            report.loaded.append(name)
+            to_load[name] = state[name]
+    for name in state:
+        if name not in own:
+            modules.setdefault(_module_of(name), ModuleReport()).unexpected.append(name)
+    result = LoadReport(path=str(path), modules=modules)
+    if not to_load:
+        log(result.table())
+        raise CheckpointError(f"nothing in {path} matches the model (0 of {len(own)} tensors): wrong file or "
+                              f"wrong config (see the table above; `occworld-tokyo model --config ... --json` "
+                              f"lists what the config builds)")
+    model.load_state_dict(to_load, strict=False)
+
+    vae = _tokenizer(model)
+    if vae is not None:
+        prefix = "" if vae is model else "vae."
+        vae_names = [n for n in own if n.startswith(prefix)]
+        complete = all(n in to_load for n in vae_names)
+        file_grid = meta.get("tokenizer_grid")
+        if complete and (file_grid is None or tuple(file_grid) == vae.grid_signature()):
+            vae.tokenizer_grid = vae.grid_signature()
+            result.tokenizer_grid = vae.tokenizer_grid
+        elif complete and file_grid is not None:
+            log(f"note: the tokenizer in {path} was trained for grid/classes {tuple(file_grid)}, "
+                f"the model is configured for {vae.grid_signature()}")
+    log(f"loaded {len(result.loaded)}/{len(own)} tensors from {path}")
+    log(result.table())
+    if result.mismatched and vae is not None:
+        log("tensors whose shape depends on the height count, the class count or the widths (conv_in, conv_out, "
+            "class_embeds, codebook, quant convs, transformer widths) are NOT transferred and start from random")
+    return result
+
+
+def mark_tokenizer_trained(model: nn.Module) -> None:
+    """Record that the model's tokenizer is trained for its configured grid and classes (call after training
+    the VQVAE stage, before saving)."""
+    vae = _tokenizer(model)
+    if vae is None:
+        raise TypeError("model has no VAERes2D tokenizer")
+    vae.tokenizer_grid = vae.grid_signature()
+
+
+def checkpoint_metadata(model: nn.Module) -> dict[str, Any]:
+    """What to store under checkpoint['meta'] so that load_pretrained restores the tokenizer's provenance."""
+    vae = _tokenizer(model)
+    grid = None if vae is None or vae.tokenizer_grid is None else list(vae.tokenizer_grid)
+    return {"tokenizer_grid": grid}
+
+
+def check_tokenizer_trained(model: nn.Module) -> None:
+    """Raise TokenizerNotTrainedError when a world model would train on a frozen tokenizer that was not trained
+    (or loaded from a checkpoint trained) for its grid and classes. No-op when the tokenizer is not frozen."""
+    vae = _tokenizer(model)
+    if vae is None or vae is model or not getattr(model, "freeze_vae", False):
+        return
+    if vae.tokenizer_grid != vae.grid_signature():
+        have = "never trained" if vae.tokenizer_grid is None else f"trained for {vae.tokenizer_grid}"
+        X, Y, Z, C = vae.grid_signature()
+        raise TokenizerNotTrainedError(
+            f"the frozen tokenizer (freeze_vae=True) is {have}, not for this grid {X}x{Y}x{Z} with {C} classes: "
+            f"the world model would learn to predict meaningless codes (OccWorld users see IoU 0 this way). "
+            f"Fix: train the tokenizer first with config/vqvae_tokyo.py (scripts/run_training.sh does it) and "
+            f"load its checkpoint, or set model.freeze_vae=False.")
