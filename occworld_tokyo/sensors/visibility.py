@@ -6,14 +6,13 @@ without a return may be passed as directions and are traversed to `max_range`. T
 3D DDA of Amanatides & Woo in voxel units; a segment is first clipped to the grid box, so rays that start
 outside the grid (above it) enter it, and rays that leave it stop.
 
-`camera_mask`: a voxel is seen by the camera iff its centre projects inside the image, lies in front of
-the near plane, and the ray from the camera centre through the voxel centre enters the voxel box before
-it reaches the surface that the depth image holds at that pixel (depth converted from optical-axis depth
-to range along that ray; inf depth = sky: the ray goes on through the whole grid). This is camera-ray
-traversal with one ray aimed at every voxel centre and the depth buffer as the hit distance: voxels behind
-a surface are never seen, the voxel holding the surface is. Approximations: the depth used is that of the
-pixel the centre falls in (up to half a pixel off the exact ray), and a voxel whose centre is outside the
-image is not seen even if a corner is.
+`camera_mask`: the voxels traversed by camera rays from the camera centre to the surface each pixel sees
+(the depth image; sky rays run on until they leave the grid), plus the voxel holding every pixel's surface
+point. The surface voxels come from every pixel; the free-space traversal uses every `stride`-th pixel in
+u and v (default 4: neighbouring traversed rays are 4 px apart, i.e. <= 4 * 134 m / 1266 px = 0.42 m at
+the farthest grid corner seen from 120 m altitude, and about 0.18 m at the rover's farthest grid voxel),
+so a free voxel only grazed between two sampled rays can be left out. Voxels behind a surface are never
+marked (a ray stops at its surface).
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from occworld_tokyo.sensors.camera import camera_pose_world
 from occworld_tokyo.sensors.specs import CameraSpec
 
 _EPS_T = 1e-9
+CAMERA_RAY_STRIDE = 4  # traverse every 4th pixel's ray in u and v (<= ~0.42 m apart inside the grid)
 
 
 @njit(cache=True, inline="always")
@@ -130,52 +130,54 @@ def lidar_mask(origin_ego: np.ndarray, points_ego_hit: np.ndarray, grid: GridSpe
 
 
 @njit(cache=True)
-def _camera_visible(lower, vsize, shape, origin, r_cam_ego, fx, fy, cx, cy, near, depth, mask):
-    """Per-voxel depth-buffer visibility test (module docstring); writes mask (uint8)."""
+def _camera_rays(depth, stride, fx, fy, cx, cy, origin, r_ego_cam, lower, vsize, far):
+    """Voxel-unit segment ends of every `stride`-th pixel ray, and the hit point of every pixel.
+
+    Returns (ends (M, 3), hits (P, 3)): ends of the sampled rays (their surface point, or `far` metres out
+    for sky), hit points of all pixels with a finite depth; all in voxel units of the grid.
+    """
     h, w = depth.shape
-    for i in range(shape[0]):
-        x_lo = lower[0] + i * vsize[0]
-        vx = x_lo + 0.5 * vsize[0] - origin[0]
-        for j in range(shape[1]):
-            y_lo = lower[1] + j * vsize[1]
-            vy = y_lo + 0.5 * vsize[1] - origin[1]
-            # camera coordinates of the column's centre line: p_cam = base + k * dz * r[:, 2]
-            bx = r_cam_ego[0, 0] * vx + r_cam_ego[0, 1] * vy
-            by = r_cam_ego[1, 0] * vx + r_cam_ego[1, 1] * vy
-            bz = r_cam_ego[2, 0] * vx + r_cam_ego[2, 1] * vy
-            for k in range(shape[2]):
-                z_lo = lower[2] + k * vsize[2]
-                vz = z_lo + 0.5 * vsize[2] - origin[2]
-                pz = bz + r_cam_ego[2, 2] * vz
-                if pz <= near:
-                    continue
-                px = bx + r_cam_ego[0, 2] * vz
-                u = fx * px / pz + cx
-                if u < 0.0 or u >= w:
-                    continue
-                py = by + r_cam_ego[1, 2] * vz
-                v = fy * py / pz + cy
-                if v < 0.0 or v >= h:
-                    continue
-                d_pix = depth[int(v), int(u)]
-                dist = np.sqrt(vx * vx + vy * vy + vz * vz)
-                surface = d_pix * dist / pz  # range along the ray to the voxel centre (inf for sky)
-                # entry parameter of the ray origin + t * (v / |v|) into the voxel box (slab test)
-                t_enter = -np.inf
-                for a, lo, size in ((vx, x_lo - origin[0], vsize[0]), (vy, y_lo - origin[1], vsize[1]),
-                                    (vz, z_lo - origin[2], vsize[2])):
-                    if a != 0.0:
-                        ta = lo * dist / a
-                        tb = (lo + size) * dist / a
-                        t_axis = ta if ta < tb else tb
-                        if t_axis > t_enter:
-                            t_enter = t_axis
-                if t_enter < surface - 1e-3:
-                    mask[i, j, k] = 1
+    n_s = ((h + stride - 1) // stride) * ((w + stride - 1) // stride)
+    ends = np.empty((n_s, 3))
+    hits = np.empty((h * w, 3))
+    m = 0
+    p = 0
+    for v in range(h):
+        yc = (v + 0.5 - cy) / fy
+        for u in range(w):
+            xc = (u + 0.5 - cx) / fx
+            d = depth[v, u]
+            sampled = (v % stride == 0) and (u % stride == 0)
+            if not sampled and not np.isfinite(d):
+                continue
+            # ray (xc, yc, 1) in camera axes scaled to the optical depth (or far for sky)
+            scale = d if np.isfinite(d) else far
+            e0 = (origin[0] + scale * (r_ego_cam[0, 0] * xc + r_ego_cam[0, 1] * yc + r_ego_cam[0, 2])
+                  - lower[0]) / vsize[0]
+            e1 = (origin[1] + scale * (r_ego_cam[1, 0] * xc + r_ego_cam[1, 1] * yc + r_ego_cam[1, 2])
+                  - lower[1]) / vsize[1]
+            e2 = (origin[2] + scale * (r_ego_cam[2, 0] * xc + r_ego_cam[2, 1] * yc + r_ego_cam[2, 2])
+                  - lower[2]) / vsize[2]
+            if sampled:
+                ends[m, 0], ends[m, 1], ends[m, 2] = e0, e1, e2
+                m += 1
+            if np.isfinite(d):
+                hits[p, 0], hits[p, 1], hits[p, 2] = e0, e1, e2
+                p += 1
+    return ends[:m], hits[:p]
+
+
+@njit(cache=True)
+def _mark_points(points, shape, mask):
+    """Mark the voxel holding each point (voxel units); points outside the grid are ignored."""
+    for r in range(points.shape[0]):
+        i, j, k = np.floor(points[r, 0]), np.floor(points[r, 1]), np.floor(points[r, 2])
+        if 0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]:
+            mask[int(i), int(j), int(k)] = 1
 
 
 def camera_mask(depth: np.ndarray, position: np.ndarray, quat_xyzw: np.ndarray, frame: EgoFrame,
-                spec: CameraSpec, grid: GridSpec = DEFAULT_GRID) -> np.ndarray:
+                spec: CameraSpec, grid: GridSpec = DEFAULT_GRID, stride: int = CAMERA_RAY_STRIDE) -> np.ndarray:
     """Voxels seen by the camera (module docstring). Returns bool grid.shape.
 
     depth (H, W): `CameraFrame.depth` (optical-axis metres, inf = sky) rendered from the body pose
@@ -184,11 +186,18 @@ def camera_mask(depth: np.ndarray, position: np.ndarray, quat_xyzw: np.ndarray, 
     depth = np.ascontiguousarray(depth, dtype=np.float32)
     if depth.shape != (spec.height, spec.width):
         raise ValueError(f"depth image {depth.shape} does not match the camera ({spec.height}, {spec.width})")
+    if stride < 1:
+        raise ValueError("stride must be >= 1")
     origin_w, r_wc = camera_pose_world(position, quat_xyzw, spec)
     origin_ego = frame.world_to_ego(origin_w)
-    r_ego_cam = np.stack([frame.rotate_to_ego(r_wc[:, c]) for c in range(3)], axis=1)
+    r_ego_cam = np.ascontiguousarray(np.stack([frame.rotate_to_ego(r_wc[:, c]) for c in range(3)], axis=1))
+    vsize = np.array(grid.voxel_size, dtype=np.float64)
+    shape = np.array(grid.shape, dtype=np.int64)
+    far = float(np.linalg.norm(np.array(grid.shape) * vsize)) + float(np.linalg.norm(origin_ego - grid.lower))
+    ends, hits = _camera_rays(depth, int(stride), float(spec.fx), float(spec.fy), float(spec.cx), float(spec.cy),
+                              origin_ego, r_ego_cam, grid.lower, vsize, far)
     mask = np.zeros(grid.shape, dtype=np.uint8)
-    _camera_visible(grid.lower, np.array(grid.voxel_size, dtype=np.float64), np.array(grid.shape, dtype=np.int64),
-                    origin_ego, np.ascontiguousarray(r_ego_cam.T), float(spec.fx), float(spec.fy),
-                    float(spec.cx), float(spec.cy), float(spec.near), depth, mask)
+    o_vox = _to_voxel_units(origin_ego[None], grid)
+    _traverse_segments(np.repeat(o_vox, len(ends), axis=0), ends, True, shape, mask)
+    _mark_points(hits, shape, mask)
     return mask.view(bool)
