@@ -170,17 +170,17 @@ def _z_levels(mesh: CityMesh, ground: np.ndarray, dz: float, headroom: float) ->
 
 
 def _fill_terrain(objects: np.ndarray, ground: np.ndarray, value: np.ndarray, lv: _Levels, bar: tqdm) -> None:
-    """objects[i, j, 0 .. level(ground[i, j])] = value[i, j], in row blocks (z is contiguous)."""
+    """objects[i, j, 0 .. level(ground[i, j])] = value[i, j], one level at a time (level planes are cheap)."""
     kg = np.clip(lv.point(ground), 0, lv.nz - 1)
-    levels = np.arange(lv.nz)
     value = value.astype(objects.dtype)
-    rows = max(1, 2_000_000 // max(1, objects.shape[1]))
-    for a in range(0, objects.shape[0], rows):
-        b = min(a + rows, objects.shape[0])
-        kmax = int(kg[a:b].max()) + 1
-        mask = levels[:kmax] <= kg[a:b, :, None]
-        np.copyto(objects[a:b, :, :kmax], np.broadcast_to(value[a:b, :, None], mask.shape), where=mask)
-        bar.update(b - a)
+    for k in range(int(kg.max()) + 1):
+        inside = kg >= k
+        plane = objects[:, :, k]
+        if inside.all():
+            plane[...] = value
+        else:
+            plane[inside] = value[inside]
+        bar.update(1)
 
 
 # --------------------------------------------------------------------------- solids and surfaces
@@ -241,9 +241,15 @@ def _object_min_z(mesh: CityMesh) -> np.ndarray:
     return out
 
 
-def _surface_runs(s: _Samples, lv: _Levels) -> _Runs:
-    k = lv.point(s.z)
-    return _Runs(s.col, k, k, s.obj + 1)
+def _surface_runs(s: _Samples, lat: ColumnLattice, lv: _Levels) -> _Runs:
+    """Per (object, column): the level of the lowest and (if different) of the highest hit."""
+    if len(s.z) == 0:
+        return _Runs(*(np.zeros(0, np.int64) for _ in range(4)))
+    obj, col, zmin, zmax = _group_solid(s, lat.n_columns)
+    k1, k2 = lv.point(zmin), lv.point(zmax)
+    two = k2 != k1
+    return _Runs(np.concatenate([col, col[two]]), np.concatenate([k1, k2[two]]), np.concatenate([k1, k2[two]]),
+                 np.concatenate([obj, obj[two]]) + 1)
 
 
 def _fallback_runs(mesh: CityMesh, covered: np.ndarray, lat: ColumnLattice, lv: _Levels) -> _Runs:
@@ -298,12 +304,59 @@ def _write_runs(objects: np.ndarray, runs: _Runs, priority: np.ndarray, bar: tqd
     return top_level
 
 
+# --------------------------------------------------------------------------- engines
+def _numpy_terrain(mesh: CityMesh, lat: ColumnLattice, bar: tqdm) -> tuple[np.ndarray, np.ndarray]:
+    return _dem_top(_sample_fill(mesh, Fill.TERRAIN, lat, bar), lat.n_columns)
+
+
+def _numpy_runs(mesh: CityMesh, lat: ColumnLattice, lv: _Levels, bar: tqdm) -> _Runs:
+    solid = _sample_fill(mesh, Fill.SOLID, lat, bar)
+    surface = _sample_fill(mesh, Fill.SURFACE, lat, bar)
+    covered = np.zeros(mesh.n_objects, dtype=bool)
+    covered[solid.obj] = True
+    covered[surface.obj] = True
+    return _Runs.concat([_solid_runs(solid, mesh, lat, lv), _surface_runs(surface, lat, lv),
+                         _fallback_runs(mesh, covered, lat, lv)])
+
+
+def _lattice_args(lat: ColumnLattice) -> tuple:
+    return lat.x0, lat.y0, lat.dx, lat.dy, lat.nx, lat.ny
+
+
+def _numba_terrain(mesh: CityMesh, lat: ColumnLattice) -> tuple[np.ndarray, np.ndarray]:
+    from . import kernels
+
+    sel = np.nonzero(mesh.object_fill[mesh.tri_object] == Fill.TERRAIN)[0]
+    tris = mesh.triangles[sel].astype(np.float64)
+    return kernels.terrain_top(tris, mesh.tri_object[sel].astype(np.int64), *_lattice_args(lat))
+
+
+def _numba_runs(mesh: CityMesh, lat: ColumnLattice, lv: _Levels) -> _Runs:
+    from . import kernels
+
+    order = np.argsort(mesh.tri_object, kind="stable")
+    tris = mesh.triangles[order].astype(np.float64)
+    obj_start = np.searchsorted(mesh.tri_object[order], np.arange(mesh.n_objects + 1)).astype(np.int64)
+    return _Runs(*kernels.object_runs(tris, obj_start, mesh.object_fill.astype(np.int64), *_lattice_args(lat),
+                                      lv.z0, lv.dz))
+
+
 # --------------------------------------------------------------------------- entry point
+ENGINES = ("numba", "numpy")
+
+
 def build_voxel_world(mesh: CityMesh, *, voxel_size: tuple[float, float, float] = (0.4, 0.4, 1.25),
-                      margin: float = 0.0, headroom: float = 150.0, progress: bool = True) -> VoxelWorld:
-    """Voxelize a CityMesh into a VoxelWorld (module docstring for the rules). `timings` records stages."""
+                      margin: float = 0.0, headroom: float = 150.0, progress: bool = True,
+                      engine: str = "numba") -> VoxelWorld:
+    """Voxelize a CityMesh into a VoxelWorld (module docstring for the rules).
+
+    engine: "numba" (default, compiled kernels in `kernels.py`) or "numpy" (the vectorised reference);
+    both give identical worlds. The returned world's `timings` records seconds per stage.
+    """
     if mesh.n_triangles == 0:
         raise ValueError("cannot build a voxel world from an empty city mesh")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     dx, dy, dz = (float(v) for v in voxel_size)
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -316,15 +369,17 @@ def build_voxel_world(mesh: CityMesh, *, voxel_size: tuple[float, float, float] 
 
     lo, hi = mesh.bounds()
     lat = lattice_for_bounds(lo[0], lo[1], hi[0], hi[1], dx, dy, margin)
-    with tqdm(desc="voxel world: rasterise", unit="chunk", disable=not progress, leave=False) as bar:
-        solid = _sample_fill(mesh, Fill.SOLID, lat, bar)
-        surface = _sample_fill(mesh, Fill.SURFACE, lat, bar)
-        terrain = _sample_fill(mesh, Fill.TERRAIN, lat, bar)
-    lap("rasterise")
+    bar = tqdm(total=5, desc="voxel world", unit="stage", disable=not progress, leave=False)
+    if engine == "numba":
+        dem, dem_val = _numba_terrain(mesh, lat)
+    else:
+        dem, dem_val = _numpy_terrain(mesh, lat, tqdm(disable=True))
+    bar.update(1)
+    lap("terrain_raster")
 
-    dem, dem_val = _dem_top(terrain, lat.n_columns)
     ground, has_dem = _ground_map(mesh, lat, dem)
     lv = _z_levels(mesh, ground, dz, headroom)
+    bar.update(1)
     lap("ground")
 
     synthetic = not bool(has_dem.all())
@@ -334,25 +389,31 @@ def build_voxel_world(mesh: CityMesh, *, voxel_size: tuple[float, float, float] 
     object_instance = np.concatenate([[0], mesh.object_instance, [0] * int(synthetic)]).astype(np.int32)
     objects = np.zeros((lat.nx, lat.ny, lv.nz), dtype=dtype)
     terrain_value = np.where(has_dem, dem_val.reshape(lat.nx, lat.ny), n_values - 1)
-    with tqdm(total=lat.nx, desc="voxel world: terrain", unit="row", disable=not progress, leave=False) as bar:
-        _fill_terrain(objects, ground, terrain_value, lv, bar)
+    _fill_terrain(objects, ground, terrain_value, lv, tqdm(disable=True))
+    bar.update(1)
     lap("terrain_fill")
 
-    covered = np.zeros(mesh.n_objects, dtype=bool)
-    covered[solid.obj] = True
-    covered[surface.obj] = True
-    runs = _Runs.concat([_solid_runs(solid, mesh, lat, lv), _surface_runs(surface, lv),
-                         _fallback_runs(mesh, covered, lat, lv)])
-    del solid, surface, terrain
-    lap("reduce")
+    if engine == "numba":
+        runs = _numba_runs(mesh, lat, lv)
+    else:
+        runs = _numpy_runs(mesh, lat, lv, tqdm(disable=True))
+    bar.update(1)
+    lap("objects_raster")
 
     priority = np.array([0] + [LABEL_PRIORITY.get(int(l), 0) for l in object_label[1:]], dtype=np.int64)
-    with tqdm(total=len(runs.col), desc="voxel world: write", unit="run", disable=not progress, leave=False) as bar:
-        top_level = _write_runs(objects, runs, priority, bar).reshape(lat.nx, lat.ny)
+    if engine == "numba":
+        from . import kernels
+
+        top_level = kernels.write_runs(objects.reshape(-1), lv.nz, runs.col, runs.k_lo, runs.k_hi, runs.value,
+                                       priority)
+    else:
+        top_level = _write_runs(objects, runs, priority, tqdm(disable=True))
+    top_level = top_level.reshape(lat.nx, lat.ny)
     top = np.where(top_level >= 0, np.maximum(lv.z0 + (top_level + 1) * dz, ground), ground).astype(np.float32)
+    bar.update(1)
+    bar.close()
     lap("write")
 
-    world = VoxelWorld(x0=lat.x0, y0=lat.y0, z0=lv.z0, voxel_size=(dx, dy, dz), objects=objects,
-                       object_label=object_label, object_instance=object_instance, ground=ground, top=top,
-                       synthetic_ground=synthetic, timings=timings)
-    return world
+    return VoxelWorld(x0=lat.x0, y0=lat.y0, z0=lv.z0, voxel_size=(dx, dy, dz), objects=objects,
+                      object_label=object_label, object_instance=object_instance, ground=ground, top=top,
+                      synthetic_ground=synthetic, timings=timings)
