@@ -1,0 +1,12 @@
+"""Evaluation: forecast mIoU/IoU, VPQ, planning L2/collision and the two baselines (docs/metrics.md)."""
+
+from .baselines import copy_last_frame, ego_warp, warp_frame
+from .occupancy_metrics import OccupancyMetrics, ReconstructionMetrics, confusion_matrix, reconstruction_metrics
+from .planning import OBSTACLE_CLASSES, PlanningMetrics, planning_metrics
+from .vpq import VPQMetric
+
+__all__ = [
+    "OccupancyMetrics", "ReconstructionMetrics", "confusion_matrix", "reconstruction_metrics",
+    "VPQMetric", "PlanningMetrics", "planning_metrics", "OBSTACLE_CLASSES",
+    "copy_last_frame", "ego_warp", "warp_frame",
+]
