@@ -1,0 +1,1 @@
+"""Geometry helpers of the city-model readers: polygon containers, ring cleaning, triangulation, extrusion."""
