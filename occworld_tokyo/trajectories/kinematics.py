@@ -3,8 +3,8 @@
 Conventions (the same as `trajectory.py`):
 - quaternions are (x, y, z, w), scalar last, and rotate body -> world;
 - Euler angles are intrinsic Z-Y-X (yaw, then pitch, then roll): R = Rz(yaw) @ Ry(pitch) @ Rx(roll);
-  with body x forward, y left, z up, a *positive pitch puts the nose down* and a *positive roll lowers
-  the left side* (right-hand rule about +y and +x);
+  with body x forward, y left, z up, a *positive pitch puts the nose down* and a *positive roll raises
+  the left side* (right side down; right-hand rule about +y and +x);
 - angular velocities are world-frame vectors (rad/s).
 
 Nothing here knows about worlds or planners: these are small numpy functions on arrays.
