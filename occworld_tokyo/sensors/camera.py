@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+from numba import njit
 from PIL import Image
 
 from occworld_tokyo import labels as L
@@ -51,55 +53,81 @@ def camera_pose_world(position: np.ndarray, quat_xyzw: np.ndarray, spec: CameraS
 
 def instance_tint(instances: np.ndarray) -> np.ndarray:
     """Deterministic brightness factor in [1 - INSTANCE_TINT, 1 + INSTANCE_TINT] per instance id."""
-    h = (np.asarray(instances, dtype=np.uint64) * np.uint64(2654435761)) % np.uint64(1000)
+    h = (np.asarray(instances, dtype=np.int64).astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1000)
     return 1.0 + INSTANCE_TINT * (h.astype(np.float32) / 500.0 - 1.0)
 
 
-def sky_colour(dir_z: np.ndarray) -> np.ndarray:
-    """(N,) world z of unit view rays -> (N, 3) float sky colour (horizon below, zenith straight up)."""
-    t = np.sqrt(np.clip(dir_z, 0.0, 1.0))[:, None]
-    return HORIZON_RGB * (1.0 - t) + ZENITH_RGB * t
+@lru_cache(maxsize=8)
+def _unit_rays_cam(spec: CameraSpec, step: int) -> np.ndarray:
+    """(N, 3) float64 unit pixel rays in camera axes (row-major pixels), cached per spec."""
+    rays = spec.pixel_rays_cam(step).reshape(-1, 3)
+    return rays / np.linalg.norm(rays, axis=1, keepdims=True)
 
 
-def shade(label_ids: np.ndarray, inst: np.ndarray, normals: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    """(N,) hit labels, instances, camera-facing unit normals (N, 3) and ranges -> (N, 3) float colours."""
-    base = L.palette().astype(np.float32)[label_ids] * instance_tint(inst)[:, None]
-    lambert = np.maximum(normals @ SUN_DIR.astype(np.float32), 0.0)
-    lit = base * (AMBIENT + DIFFUSE * lambert)[:, None]
-    fog = (1.0 - np.exp(-ranges / FOG_DISTANCE))[:, None]
-    return lit * (1.0 - fog) + HORIZON_RGB.astype(np.float32) * fog
+@njit(cache=True)
+def _camera_rays_world(unit_cam, r_wc, origin, near, starts, dirs):
+    """World directions and near-plane start points of all pixel rays (in place, float32)."""
+    for n in range(unit_cam.shape[0]):
+        cx, cy, cz = unit_cam[n, 0], unit_cam[n, 1], unit_cam[n, 2]
+        t0 = near / cz
+        for a in range(3):
+            d = r_wc[a, 0] * cx + r_wc[a, 1] * cy + r_wc[a, 2] * cz
+            dirs[n, a] = d
+            starts[n, a] = origin[a] + d * t0
+
+
+@njit(cache=True)
+def _shade_pixels(dist, tri, dirs, unit_cam, near, tri_label, tri_tint, normals, palette, sun, ambient, diffuse,
+                  fog_distance, horizon, zenith, rgb, depth, label_img):
+    """Per-pixel colour, optical depth and label from the ray hits (the module docstring's shading)."""
+    for n in range(dist.shape[0]):
+        t = tri[n]
+        dz = dirs[n, 2]
+        if t < 0:
+            s = np.sqrt(min(max(dz, 0.0), 1.0))
+            for c in range(3):
+                rgb[n, c] = np.uint8(min(max(horizon[c] * (1.0 - s) + zenith[c] * s + 0.5, 0.0), 255.0))
+            depth[n] = np.inf
+            label_img[n] = 0
+            continue
+        rng = dist[n] + near / unit_cam[n, 2]
+        nx, ny, nz = normals[t, 0], normals[t, 1], normals[t, 2]
+        if nx * dirs[n, 0] + ny * dirs[n, 1] + nz * dz > 0.0:  # turn the normal towards the camera
+            nx, ny, nz = -nx, -ny, -nz
+        lam = max(nx * sun[0] + ny * sun[1] + nz * sun[2], 0.0)
+        light = (ambient + diffuse * lam) * tri_tint[t]
+        fog = 1.0 - np.exp(-rng / fog_distance)
+        lab = tri_label[t]
+        for c in range(3):
+            v = palette[lab, c] * light * (1.0 - fog) + horizon[c] * fog
+            rgb[n, c] = np.uint8(min(max(v + 0.5, 0.0), 255.0))
+        depth[n] = rng * unit_cam[n, 2]
+        label_img[n] = lab
 
 
 def render_camera(caster: RayCaster, mesh: CityMesh, position: np.ndarray, quat_xyzw: np.ndarray,
                   spec: CameraSpec, step: int = 1) -> CameraFrame:
     """Render the city seen from a body pose through `spec` (see the module docstring)."""
+    if caster.n_triangles != mesh.n_triangles:
+        raise ValueError("the ray caster was built from a different mesh")
     origin, r_wc = camera_pose_world(position, quat_xyzw, spec)
-    rays_cam = spec.pixel_rays_cam(step).reshape(-1, 3)
-    norm = np.linalg.norm(rays_cam, axis=1)
-    unit_cam = rays_cam / norm[:, None]
-    z_unit = unit_cam[:, 2]  # cos of the angle to the optical axis
-    dirs_w = (unit_cam @ r_wc.T).astype(np.float32)
-    t_near = spec.near / z_unit  # start each ray on the near plane
-    starts = (origin + dirs_w.astype(np.float64) * t_near[:, None]).astype(np.float32)
-    dist, tri = caster.cast(starts, dirs_w, max_distance=spec.far)
-    hit = tri >= 0
-    ranges = dist.astype(np.float64) + t_near
-    n = len(dirs_w)
-    colour = np.empty((n, 3), dtype=np.float32)
-    colour[~hit] = sky_colour(dirs_w[~hit, 2])
-    idx = np.flatnonzero(hit)
-    obj = mesh.tri_object[tri[idx]]
-    lab = mesh.object_label[obj]
-    normals = caster.facing_normals(tri[idx], dirs_w[idx])
-    colour[idx] = shade(lab, mesh.object_instance[obj], normals, ranges[idx].astype(np.float32))
-    depth = np.full(n, np.inf, dtype=np.float32)
-    depth[idx] = (ranges[idx] * z_unit[idx]).astype(np.float32)
-    label_img = np.zeros(n, dtype=np.uint8)
-    label_img[idx] = lab
-    hh, ww = spec.pixel_rays_cam(step).shape[:2] if step > 1 else (spec.height, spec.width)
-    rgb = np.clip(colour + 0.5, 0, 255).astype(np.uint8).reshape(hh, ww, 3)
-    depth_img = depth.reshape(hh, ww)
-    label_img = label_img.reshape(hh, ww)
+    unit_cam = _unit_rays_cam(spec, int(step))
+    n = len(unit_cam)
+    starts = np.empty((n, 3), np.float32)
+    dirs = np.empty((n, 3), np.float32)
+    _camera_rays_world(unit_cam, r_wc, origin, float(spec.near), starts, dirs)
+    dist, tri = caster.cast(starts, dirs, max_distance=spec.far, normalized=True)
+    obj = mesh.tri_object
+    tri_label = mesh.object_label[obj]
+    tri_tint = instance_tint(mesh.object_instance)[obj].astype(np.float32)
+    rgb = np.empty((n, 3), np.uint8)
+    depth = np.empty(n, np.float32)
+    label_img = np.empty(n, np.uint8)
+    _shade_pixels(dist, tri, dirs, unit_cam, float(spec.near), tri_label, tri_tint, caster.normals,
+                  L.palette().astype(np.float32), SUN_DIR, AMBIENT, DIFFUSE, FOG_DISTANCE, HORIZON_RGB, ZENITH_RGB,
+                  rgb, depth, label_img)
+    hh, ww = (spec.height, spec.width) if step == 1 else spec.pixel_rays_cam(step).shape[:2]
+    rgb, depth_img, label_img = rgb.reshape(hh, ww, 3), depth.reshape(hh, ww), label_img.reshape(hh, ww)
     if step > 1:
         rgb, depth_img, label_img = (_upsample(a, step, spec.height, spec.width) for a in (rgb, depth_img, label_img))
     return CameraFrame(rgb=rgb, depth=depth_img, labels=label_img, origin_world=origin, R_world_cam=r_wc)

@@ -39,20 +39,23 @@ class RayCaster:
         self.normals = triangle_normals(mesh.triangles)
         self.n_triangles = mesh.n_triangles
 
-    def cast(self, origins: np.ndarray, dirs: np.ndarray, max_distance: float | None = None
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def cast(self, origins: np.ndarray, dirs: np.ndarray, max_distance: float | None = None,
+             normalized: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Closest hits of rays.
 
         origins (N, 3) or (3,) broadcast, dirs (N, 3) (normalised here). Returns distance (N,) float32 in
         metres along the ray (inf for a miss or a hit beyond `max_distance`) and tri_index (N,) int32
         (-1 for a miss). A ray starting exactly on a surface may hit that surface at distance 0.
+        `normalized=True` promises unit float32 directions and skips the normalisation (hot path).
         """
         d = np.asarray(dirs, dtype=np.float32).reshape(-1, 3)
         n = len(d)
-        length = np.linalg.norm(d, axis=1, keepdims=True)
-        if np.any(length == 0) or not np.all(np.isfinite(length)):
-            raise ValueError("ray directions must be finite and non-zero")
-        d = np.ascontiguousarray(d / length, dtype=np.float32)
+        if not normalized:
+            length = np.linalg.norm(d, axis=1, keepdims=True)
+            if np.any(length == 0) or not np.all(np.isfinite(length)):
+                raise ValueError("ray directions must be finite and non-zero")
+            d = d / length
+        d = np.ascontiguousarray(d, dtype=np.float32)
         o = np.asarray(origins, dtype=np.float32)
         o = np.ascontiguousarray(np.broadcast_to(o.reshape(-1, 3), (n, 3)), dtype=np.float32)
         if n == 0:
