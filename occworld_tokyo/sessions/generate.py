@@ -11,7 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -92,6 +92,7 @@ class _Context:
     grid: GridSpec
     city_meta: dict
     output: Path
+    sensor_mesh: CityMesh | None = None  # mesh + estimated ground, built lazily with the caster
     caster: object | None = None  # built lazily per process (Embree scenes are not shared across fork)
 
 
@@ -128,14 +129,18 @@ def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generat
         return data
     from occworld_tokyo.sensors import (RayCaster, camera_mask, default_camera, default_lidar, encode_jpeg,
                                         lidar_mask, render_camera, scan_lidar)
+    from occworld_tokyo.sensors.scene import sensor_mesh
 
-    if ctx.caster is None:
-        ctx.caster = RayCaster(ctx.mesh)
-    scan = scan_lidar(ctx.caster, ctx.mesh, pos, quat, frame, default_lidar(traj.agent_type), rng)
+    if ctx.caster is None:  # the sensors see the city plus the estimated ground where the data has no dem
+        ctx.sensor_mesh = sensor_mesh(ctx.mesh, ctx.world)
+        ctx.caster = RayCaster(ctx.sensor_mesh)
+    lidar_spec = default_lidar(traj.agent_type)
+    scan = scan_lidar(ctx.caster, ctx.sensor_mesh, pos, quat, frame, lidar_spec, rng)
     cam_spec = default_camera(traj.agent_type)
-    cam = render_camera(ctx.caster, ctx.mesh, pos, quat, cam_spec)
+    cam = render_camera(ctx.caster, ctx.sensor_mesh, pos, quat, cam_spec)
     data.lidar = scan.points
-    data.mask_lidar = lidar_mask(scan.origin_ego, scan.points[:, :3], ctx.grid)
+    data.mask_lidar = lidar_mask(scan.origin_ego, scan.points[:, :3], ctx.grid,
+                                 miss_dirs_ego=scan.miss_dirs_ego, max_range=lidar_spec.max_range)
     data.mask_camera = camera_mask(cam.depth, pos, quat, frame, cam_spec, ctx.grid)
     data.image_jpeg = encode_jpeg(cam.rgb, ctx.spec.jpeg_quality)
     return data
@@ -166,7 +171,7 @@ def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory) -> dict
         from occworld_tokyo.sensors import default_camera, default_lidar
 
         meta["sensors"] = {
-            "lidar": asdict(default_lidar(traj.agent_type)),
+            "lidar": default_lidar(traj.agent_type).to_dict(),
             "camera": default_camera(traj.agent_type).to_dict(),
         }
     return meta
