@@ -75,3 +75,16 @@ def test_numba_and_numpy_engines_identical():
     present = np.unique(a.objects)
     assert len(present) == mesh.n_objects + 2  # every object (the pole too), the synthetic ground and free
     assert a.object_label[a.objects[175, 175, :]].tolist().count(L.CITY_FURNITURE) >= 1
+
+
+def test_compiled_crop_equals_numpy_gather():
+    mesh = random_scene(5).build()
+    w = build_voxel_world(mesh, progress=False)
+    rng = np.random.default_rng(1)
+    for x, y, yaw in rng.uniform([-30, -30, -np.pi], [150, 150, np.pi], size=(6, 3)):
+        f = w.ego_frame(x, y, yaw)
+        lab, ins = w.crop(f)
+        ids = w.crop_objects(f)
+        assert np.array_equal(lab, w.object_label[ids]) and np.array_equal(ins, w.object_instance[ids])
+    f = w.ego_frame(60.0, 60.0, 1.0)
+    assert (w.crop(f)[0] != 0).sum() == (w.crop_objects(f) != 0).sum() > 0

@@ -205,3 +205,26 @@ def write_runs(objects_flat, nz, col, k_lo, k_hi, val, priority):
             if cur == 0 or p > priority[cur] or (p == priority[cur] and v < cur):
                 objects_flat[base + k] = v
     return top
+
+
+@njit(cache=True)
+def gather_columns(objects, ci, cj, inside, k0, nzg, label_lut, inst_lut):
+    """Ego crop: for each ego column (a, b) copy world levels k0 .. k0 + nzg - 1 of world column
+    (ci[a, b], cj[a, b]) through the label and instance lookups; outside the world or its levels: free."""
+    nxg, nyg = ci.shape
+    nz = objects.shape[2]
+    labels = np.zeros((nxg, nyg, nzg), dtype=np.uint8)
+    instances = np.zeros((nxg, nyg, nzg), dtype=np.int32)
+    lo = max(k0, 0)
+    hi = min(k0 + nzg, nz)
+    for a in range(nxg):
+        for b in range(nyg):
+            if not inside[a, b]:
+                continue
+            col = objects[ci[a, b], cj[a, b]]
+            for k in range(lo, hi):
+                v = col[k]
+                if v != 0:
+                    labels[a, b, k - k0] = label_lut[v]
+                    instances[a, b, k - k0] = inst_lut[v]
+    return labels, instances
