@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.interpolate import BSpline, make_interp_spline
+from scipy.interpolate import BSpline, make_interp_spline, make_lsq_spline
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 
 from .kinematics import angular_velocity_from_euler, quat_from_euler
@@ -185,8 +185,21 @@ class MotionCurve:
     _d: tuple = field(default=(), repr=False, compare=False)
 
     @staticmethod
-    def fit(t: np.ndarray, xyz: np.ndarray, t_offset: float, duration: float, **attitude) -> "MotionCurve":
-        spline = make_interp_spline(np.asarray(t, dtype=np.float64), np.asarray(xyz, dtype=np.float64), k=5)
+    def fit(t: np.ndarray, xyz: np.ndarray, t_offset: float, duration: float, knot_dt: float = 0.5,
+            **attitude) -> "MotionCurve":
+        """Least-squares quintic spline with knots every knot_dt seconds through samples (t, xyz).
+
+        Samples are denser than knots (0.1 s vs 0.5 s), so the millimetre noise of sampling a resampled
+        polyline does not reach the jerk (which drives the multirotor tilt rates).
+        """
+        t = np.asarray(t, dtype=np.float64)
+        n_int = max(int(round((t[-1] - t[0]) / knot_dt)), 1)
+        inner = np.linspace(t[0], t[-1], n_int + 1)[1:-1]
+        if len(t) < len(inner) + 6 + 1:
+            spline = make_interp_spline(t, np.asarray(xyz, dtype=np.float64), k=min(5, len(t) - 1))
+        else:
+            knots = np.concatenate([[t[0]] * 6, inner, [t[-1]] * 6])
+            spline = make_lsq_spline(t, np.asarray(xyz, dtype=np.float64), knots, k=5)
         return MotionCurve(spline, float(t_offset), float(duration), **attitude)
 
     def __post_init__(self) -> None:
