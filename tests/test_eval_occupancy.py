@@ -164,3 +164,17 @@ def test_reconstruction_metrics():
     rm = ReconstructionMetrics(num_classes=3)
     rm.update(np.stack([PRED, GT]).reshape(1, 2, 2, 2, 2), np.stack([GT, GT]).reshape(1, 2, 2, 2, 2))
     assert rm.compute()["samples"] == 2
+
+
+def test_device_path_matches_numpy_path():
+    """The torch bincount path (used for CUDA tensors) gives the same counts; run here on CPU tensors."""
+    from occworld_tokyo.evaluation.occupancy_metrics import _confusion_numpy, _confusion_torch
+
+    rng = np.random.default_rng(2)
+    gt = rng.integers(0, 14, (4, 9, 7)).astype(np.int64)
+    gt[0, 0, :3] = 255
+    pred = rng.integers(0, 14, gt.shape).astype(np.int64)
+    mask = rng.random(gt.shape) < 0.7
+    a = _confusion_numpy(pred, gt, 14, mask, 255)
+    b = _confusion_torch(torch.from_numpy(pred), torch.from_numpy(gt), 14, torch.from_numpy(mask), 255)
+    assert np.array_equal(a, b) and a.sum() == (mask & (gt != 255)).sum()

@@ -96,19 +96,40 @@ def _check_range(p_min, p_max, g_min, g_max, num_classes: int) -> None:
 
 def _confusion_numpy(pred: np.ndarray, gt: np.ndarray, num_classes: int, mask, ignore_index,
                      common: int = 0) -> np.ndarray:
-    """Bincount of the joint code. `common` is the code expected to dominate (free-free); it is counted
-    by subtraction so that only the few other voxels go through bincount (~3x faster on sparse grids)."""
-    p, g = _select(pred, gt, mask, ignore_index)
-    if p.size == 0:
+    """Bincount of the joint code gt * C + pred.
+
+    Excluded voxels (mask False, gt == ignore_index) get the code C * C, which is dropped: no boolean
+    compaction of the whole grid. `common` is the code expected to dominate (free-free); it is counted by
+    subtraction so that only the other voxels go through bincount (~3x faster on sparse grids).
+    """
+    n_codes = num_classes * num_classes
+    keep = None if mask is None else mask.reshape(-1)
+    g = gt.reshape(-1)
+    p = pred.reshape(-1)
+    if ignore_index is not None:
+        not_ignored = g != ignore_index
+        keep = not_ignored if keep is None else keep & not_ignored
+    if keep is not None and not keep.any():
         return np.zeros((num_classes, num_classes), dtype=np.int64)
-    _check_range(int(p.min()), int(p.max()), int(g.min()), int(g.max()), num_classes)
-    # the joint code fits a small dtype (196 < 256 for 14 classes): avoid an int64 copy of the grid
-    code_dtype = np.min_scalar_type(num_classes * num_classes - 1)
-    code = g.astype(code_dtype, copy=False) * code_dtype.type(num_classes) + p.astype(code_dtype, copy=False)
+    p_ext, g_ext = (p.min(), p.max()), (g.min(), g.max())
+    if keep is not None and not (0 <= p_ext[0] and p_ext[1] < num_classes and 0 <= g_ext[0] and g_ext[1] < num_classes):
+        # only the kept voxels must be valid labels (e.g. 255 "unknown" outside the mask is fine)
+        p_ext, g_ext = (p[keep].min(), p[keep].max()), (g[keep].min(), g[keep].max())
+    _check_range(int(p_ext[0]), int(p_ext[1]), int(g_ext[0]), int(g_ext[1]), num_classes)
+    # the joint code (and the "excluded" code C * C) fits a small dtype: 196 < 256 for 14 classes
+    code_dtype = np.min_scalar_type(n_codes)
+    code = g.astype(code_dtype) * code_dtype.type(num_classes)
+    code += p.astype(code_dtype, copy=False)
+    if keep is not None:
+        # branch-free select (np.where / putmask are ~10x slower on irregular masks):
+        # code * keep + C*C * (1 - keep)
+        k = keep.view(np.uint8).astype(code_dtype, copy=False)
+        code *= k
+        code += (code_dtype.type(1) - k) * code_dtype.type(n_codes)
     rare = code[code != common]
-    counts = np.bincount(rare, minlength=num_classes * num_classes).astype(np.int64)
+    counts = np.bincount(rare, minlength=n_codes + 1).astype(np.int64)
     counts[common] += code.size - rare.size
-    return counts.reshape(num_classes, num_classes)
+    return counts[:n_codes].reshape(num_classes, num_classes)
 
 
 def _confusion_torch(pred, gt, num_classes: int, mask, ignore_index) -> np.ndarray:
