@@ -37,8 +37,16 @@ class FakeVoxelWorld:
         return np.clip(i, 0, nx - 1), np.clip(j, 0, ny - 1)
 
     def ground_height(self, x, y) -> np.ndarray:
-        i, j = self._cols(x, y)
-        return self.ground[i, j]
+        """Bilinear between column centres (as the real VoxelWorld does)."""
+        nx, ny = self.ground.shape
+        u = np.clip((np.asarray(x, dtype=np.float64) - self.x0) / self.voxel_size[0] - 0.5, 0, nx - 1)
+        v = np.clip((np.asarray(y, dtype=np.float64) - self.y0) / self.voxel_size[1] - 0.5, 0, ny - 1)
+        i0 = np.minimum(np.floor(u).astype(np.int64), nx - 2)
+        j0 = np.minimum(np.floor(v).astype(np.int64), ny - 2)
+        fu, fv = u - i0, v - j0
+        g = self.ground.astype(np.float64)
+        return (g[i0, j0] * (1 - fu) * (1 - fv) + g[i0 + 1, j0] * fu * (1 - fv)
+                + g[i0, j0 + 1] * (1 - fu) * fv + g[i0 + 1, j0 + 1] * fu * fv)
 
     def surface_height(self, x, y) -> np.ndarray:
         i, j = self._cols(x, y)

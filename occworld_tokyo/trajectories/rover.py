@@ -68,8 +68,9 @@ class RoverSpec:
     path_step: float = 0.25  # m
     sample_dt: float = 0.1  # s
     lead_time: float = 3.0  # s of drive before and after the session
-    terrain_smoothing: float = 0.3  # s (Gaussian sigma of the terrain height along the drive)
+    terrain_smoothing: float = 0.8  # s (Gaussian sigma of the terrain height along the drive)
     check_step: float = 0.1  # m of travel between dense checks
+    goal_margin: float = 15.0  # m: route legs end at least this far inside the border margin
     max_legs: int = 12
     attempts: int = 8
 
@@ -152,6 +153,20 @@ def _direction(points: np.ndarray, from_end: bool, span: float = 6.0) -> np.ndar
     return d / n if n > 0 else None
 
 
+def interior(mask: np.ndarray, k: int) -> np.ndarray:
+    """Cells of mask at least k cells (4-neighbourhood steps along each axis) from its outside."""
+    if k <= 0:
+        return mask.copy()
+    out = mask.copy()
+    out[:k] = out[-k:] = False
+    out[:, :k] = out[:, -k:] = False
+    out[k:] &= mask[:-k]
+    out[:-k] &= mask[k:]
+    out[:, k:] &= mask[:, :-k]
+    out[:, :-k] &= mask[:, k:]
+    return out
+
+
 def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: float,
                 rng: np.random.Generator) -> np.ndarray:
     """A route of cell centres (K, 2), at least `needed` m long, through allowed cells."""
@@ -164,6 +179,7 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
     window = (slice(max(0, start[0] - r), min(allowed.shape[0], start[0] + r + 1)),
               slice(max(0, start[1] - r), min(allowed.shape[1], start[1] + r + 1)))
     graph = build_graph(allowed, cell_cost(sg, allowed, spec), sg.grid.cell, window)
+    deep = interior(sg.inside, int(np.ceil(spec.goal_margin / sg.grid.cell)))
     current = int(graph.node[start[0] - graph.i0, start[1] - graph.j0])
     pts = sg.grid.centers(*graph.cells[[current]].T)
     length = 0.0
@@ -174,10 +190,13 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
         if not reach.any():
             raise PlanningError("the start cell is not connected to any street")
         remaining = needed - length
-        cand = np.nonzero(reach & (dist >= remaining))[0]
-        if len(cand) == 0:
-            cand = np.nonzero(reach & (dist >= 0.7 * dist[reach].max()))[0]
-        cand = cand[rng.permutation(len(cand))[:20]]
+        # goals away from the border margin (streets cut by the margin are dead ends) ...
+        ok_goal = reach & deep[graph.cells[:, 0], graph.cells[:, 1]]
+        if not ok_goal.any():
+            ok_goal = reach
+        # ... far enough to finish, else at least half as far as the network allows
+        cand = np.nonzero(ok_goal & (dist >= min(remaining, 0.5 * dist[ok_goal].max())))[0]
+        cand = cand[rng.permutation(len(cand))[:40]]
         prev_dir = _direction(pts, from_end=True) if len(pts) > 1 else None
         for goal in cand:
             leg = sg.grid.centers(*graph.cells[_path_nodes(pred, int(goal))].T)
