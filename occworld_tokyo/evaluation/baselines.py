@@ -73,19 +73,22 @@ def warp_frame(occ: np.ndarray, src: EgoFrame, dst: EgoFrame, grid: GridSpec = D
     """Re-sample one (X, Y, Z) grid observed in `src` into `dst`'s ego grid; returns (grid, valid mask)."""
     if tuple(occ.shape) != grid.shape:
         raise ValueError(f"grid shape {tuple(occ.shape)} != GridSpec shape {grid.shape}")
-    nz = grid.shape[2]
+    nx, ny, nz = grid.shape
     ix, iy, col_valid = _column_map(grid, src, dst)
     shift = level_shift(src, dst, grid)
-    k_src = np.arange(nz) + shift
-    lvl_valid = (k_src >= 0) & (k_src < nz)
-    out = np.full(occ.shape, fill_value, dtype=occ.dtype)
-    cols = occ[ix[col_valid], iy[col_valid]]  # (n_valid, Z)
-    dst_levels = np.nonzero(lvl_valid)[0]
-    block = out[col_valid]
-    block[:, dst_levels] = cols[:, k_src[lvl_valid]]
-    out[col_valid] = block
+    cols = occ.reshape(nx * ny, nz)
+    src_col = np.where(col_valid, ix * ny + iy, 0).reshape(-1)
+    gathered = np.take(cols, src_col, axis=0)  # whole z columns, (X*Y, Z)
+    gathered[~col_valid.reshape(-1)] = fill_value
+    out = np.full((nx * ny, nz), fill_value, dtype=occ.dtype)
+    # dst level k shows src level k + shift
+    lo, hi = max(0, -shift), min(nz, nz - shift)
+    if lo < hi:
+        out[:, lo:hi] = gathered[:, lo + shift:hi + shift]
+    k = np.arange(nz)
+    lvl_valid = (k + shift >= 0) & (k + shift < nz)
     valid = col_valid[:, :, None] & lvl_valid[None, None, :]
-    return out, valid
+    return out.reshape(nx, ny, nz), valid
 
 
 def ego_warp(last_occ: Any, last_frame: EgoFrame, future_frames: Sequence[EgoFrame],
