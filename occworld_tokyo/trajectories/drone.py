@@ -166,7 +166,7 @@ def orbit_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: flo
     if len(tall_i):
         weight = amap.relief[tall_i, tall_j] ** 2  # taller structures are likelier centres
         k = rng.choice(len(tall_i), p=weight / weight.sum())
-        centre = amap.grid.centers(tall_i[k], tall_j[k])
+        centre = amap.relief_xy[tall_i[k], tall_j[k]]  # the tallest column of that cell
     else:
         centre = _random_fly_point(amap, fly, rng)
     radius = rng.uniform(*spec.orbit_radius_range)

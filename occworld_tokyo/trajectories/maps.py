@@ -40,6 +40,19 @@ def cached(world: Any, key: Any, build: Callable[[], Any]) -> Any:
     return value
 
 
+def block_argmax_xy(a: np.ndarray, f: int, x0: float, y0: float, dx: float, dy: float) -> np.ndarray:
+    """(H, W, 2) world x, y of the centre of the column holding each f x f block's maximum."""
+    nx, ny = a.shape
+    px, py = (-nx) % f, (-ny) % f
+    if px or py:
+        a = np.pad(a, ((0, px), (0, py)), mode="constant", constant_values=-np.inf)
+    h, w = a.shape[0] // f, a.shape[1] // f
+    k = a.reshape(h, f, w, f).transpose(0, 2, 1, 3).reshape(h, w, f * f).argmax(axis=2)
+    i = np.arange(h)[:, None] * f + k // f
+    j = np.arange(w)[None, :] * f + k % f
+    return np.stack([x0 + (i + 0.5) * dx, y0 + (j + 0.5) * dy], axis=-1)
+
+
 def block_reduce(a: np.ndarray, f: int, op: Callable) -> np.ndarray:
     """Reduce (nx, ny) by f x f blocks with op (np.max / np.min / np.mean / np.all); edge-padded."""
     nx, ny = a.shape
@@ -90,6 +103,7 @@ class AltitudeMap:
     hi: np.ndarray  # (H, W) highest allowed z
     ground: np.ndarray  # (H, W) mean terrain height
     relief: np.ndarray  # (H, W) tallest structure above terrain (m), undilated
+    relief_xy: np.ndarray  # (H, W, 2) world x, y of that tallest column
     inside: np.ndarray  # (H, W) within the border margin
 
     def feasible(self, margin_z: float) -> np.ndarray:
@@ -124,7 +138,9 @@ def altitude_map(world: Any, cell_m: float, min_agl: float, max_agl: float, clea
         hi = (gmin_d + max_agl).astype(np.float64)
         gmean = block_reduce(ground, f, np.mean).astype(np.float64)
         inside = grid.inside_margin(tuple(world.bounds_xy), border_margin)
-        return AltitudeMap(grid, lo, hi, gmean, relief.astype(np.float64), inside)
+        relief_xy = block_argmax_xy(top - ground, f, float(world.x0), float(world.y0),
+                                    float(world.voxel_size[0]), float(world.voxel_size[1]))
+        return AltitudeMap(grid, lo, hi, gmean, relief.astype(np.float64), relief_xy, inside)
 
     return cached(world, key, build)
 
