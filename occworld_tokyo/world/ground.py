@@ -3,7 +3,7 @@
 PLATEAU building solids start at the ground: the lowest point of each building is a sample of the local
 ground level. Road surfaces (tran), when present, lie on the ground too. The samples are reduced to a
 coarse grid (`cell` metres, the minimum per cell, so that a tall object's other vertices never count),
-interpolated linearly over their convex hull (scipy Delaunay, as griddata 'linear'), filled outside the hull with the nearest
+interpolated linearly over their Delaunay triangulation (as scipy griddata 'linear'), filled outside the hull with the nearest
 sample, and resampled bilinearly to every column. Western Tokyo's ground varies between 52 and 81 m over
 one tile, so a single plane would bury or float half the city.
 """
@@ -11,10 +11,9 @@ one tile, so a single plane would bury or float half the city.
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import LinearNDInterpolator
 from scipy.spatial import Delaunay, QhullError, cKDTree
 
-from .raster import ColumnLattice
+from .raster import ColumnLattice, sample_triangles
 
 
 def object_base_samples(triangles: np.ndarray, tri_object: np.ndarray, objects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,23 +49,28 @@ def _coarse_min(xy: np.ndarray, z: np.ndarray, lat: ColumnLattice, cell: float) 
     return np.stack([mx, my], axis=1), zc
 
 
-def _interpolate_coarse(pts: np.ndarray, vals: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """Linear interpolation over the samples' Delaunay hull, nearest sample outside it; (len(gx), len(gy)).
+def _interpolate_coarse(pts: np.ndarray, vals: np.ndarray, coarse: ColumnLattice) -> np.ndarray:
+    """Linear interpolation over the samples' Delaunay triangulation, nearest sample outside its hull,
+    at the coarse cell centres; (coarse.nx, coarse.ny).
 
-    This is what scipy's griddata(linear) + griddata(nearest) computes; the Delaunay and k-d tree are
-    built directly because griddata(linear) measured ~1 s of overhead per call on the build machine.
+    This is what scipy's griddata(linear) + griddata(nearest) computes. The Delaunay triangles (with the
+    sample values as heights) are rasterised over the cell centres with the voxel world's own column
+    sampler instead of scipy's point location: Delaunay.find_simplex measured ~6 s for 19k points on the
+    build machine, the rasteriser ~0.05 s.
     """
-    X, Y = np.meshgrid(gx, gy, indexing="ij")
+    X, Y = np.meshgrid(coarse.centers_x(), coarse.centers_y(), indexing="ij")
     q = np.stack([X.ravel(), Y.ravel()], axis=1)
     _, nearest = cKDTree(pts).query(q)
-    out = vals[nearest]
+    out = vals[nearest].astype(np.float64)
     if len(pts) >= 3:
         try:
-            lin = LinearNDInterpolator(Delaunay(pts), vals, fill_value=np.nan)(q)
-            out = np.where(np.isfinite(lin), lin, out)
+            simplices = Delaunay(pts).simplices
         except QhullError:  # collinear or degenerate sample sets: nearest only
-            pass
-    return out.reshape(len(gx), len(gy))
+            simplices = np.zeros((0, 3), dtype=np.int64)
+        tri = np.concatenate([pts[simplices], vals[simplices][..., None]], axis=-1)
+        for _, col, z in sample_triangles(tri, coarse):
+            out[col] = z
+    return out.reshape(coarse.nx, coarse.ny)
 
 
 def _bilinear_to_columns(G: np.ndarray, gx: np.ndarray, gy: np.ndarray, lat: ColumnLattice) -> np.ndarray:
@@ -98,9 +102,9 @@ def estimate_ground(xy: np.ndarray, z: np.ndarray, lat: ColumnLattice, cell: flo
     if len(z) == 0:
         raise ValueError("no ground samples")
     pts, vals = _coarse_min(xy, z, lat, cell)
-    gx = lat.x0 + (np.arange(max(1, int(np.ceil(lat.nx * lat.dx / cell)))) + 0.5) * cell
-    gy = lat.y0 + (np.arange(max(1, int(np.ceil(lat.ny * lat.dy / cell)))) + 0.5) * cell
+    coarse = ColumnLattice(lat.x0, lat.y0, cell, cell, max(1, int(np.ceil(lat.nx * lat.dx / cell))),
+                           max(1, int(np.ceil(lat.ny * lat.dy / cell))))
     if len(vals) == 1:
         return np.full((lat.nx, lat.ny), vals[0], dtype=np.float32)
-    G = _interpolate_coarse(pts, vals, gx, gy)
-    return _bilinear_to_columns(G, gx, gy, lat)
+    G = _interpolate_coarse(pts, vals, coarse)
+    return _bilinear_to_columns(G, coarse.centers_x(), coarse.centers_y(), lat)
