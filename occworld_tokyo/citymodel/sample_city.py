@@ -254,7 +254,7 @@ def _building_members(plan: _Plan, rng: np.random.Generator, w: _Writer) -> list
                     members.append(_tower(bid, n, lot, z0, float(rng.uniform(70.0, 170.0)), w))
                 elif r < 0.20:
                     members.append(_gable_house(bid, n, lot, z0, float(rng.uniform(7.0, 12.0)), w))
-                elif r < 0.28 and min(lot[2] - lot[0], lot[3] - lot[1]) >= 24:
+                elif r < 0.30 and min(lot[2] - lot[0], lot[3] - lot[1]) >= 18:
                     members.append(_courtyard(bid, n, lot, z0, float(rng.uniform(12.0, 30.0)), w))
                 else:
                     h = float(np.clip(rng.lognormal(np.log(14.0), 0.5), 6.0, 55.0))
