@@ -11,6 +11,7 @@ from .errors import (CityModelError, CityModelWarning, CoordinateRangeError, CRS
                      UnsafeXMLError)
 from .loader import load_city
 from .mesh import CityMesh, Fill, GeoOrigin
+from .sample_city import load_sample_city, write_sample_district
 
-__all__ = ["load_city", "CityMesh", "Fill", "GeoOrigin", "CityModelError", "CityModelWarning",
+__all__ = ["load_city", "load_sample_city", "write_sample_district", "CityMesh", "Fill", "GeoOrigin", "CityModelError", "CityModelWarning",
            "CoordinateRangeError", "CRSError", "MalformedXMLError", "UnsafeXMLError"]

@@ -92,18 +92,24 @@ class _FileContext:
         return self.crs
 
 
+def _pos_list_points(pos_list: etree._Element, dim: int, ctx: _FileContext) -> np.ndarray:
+    d = int(pos_list.get("srsDimension") or pos_list.get("dimension") or dim)
+    text = pos_list.text
+    vals = np.fromstring(text, sep=" ") if text and not text.isspace() else np.zeros(0)
+    if vals.size % d:
+        raise MalformedXMLError(
+            f"{ctx.display}, line {pos_list.sourceline}: gml:posList has {vals.size} numbers, not a multiple "
+            f"of srsDimension {d} (or holds text that is not a number). Fix: repair or re-download the file.")
+    return vals.reshape(-1, d)
+
+
 def parse_coords(el: etree._Element, dim: int, ctx: _FileContext) -> np.ndarray:
-    """Points (N, dim) of a posList / pos sequence / coordinates element group inside a ring element."""
+    """Points (N, dim) of a ring element: its gml:posList, a gml:pos sequence or gml:coordinates."""
+    if len(el) and el[0].tag.endswith("posList"):  # the PLATEAU case, fast
+        return _pos_list_points(el[0], dim, ctx)
     pos_list = el.find("{*}posList")
     if pos_list is not None:
-        d = int(pos_list.get("srsDimension") or pos_list.get("dimension") or dim)
-        text = pos_list.text or ""
-        vals = np.fromstring(text, sep=" ") if text.strip() else np.zeros(0)
-        if vals.size % d:
-            raise MalformedXMLError(
-                f"{ctx.display}, line {pos_list.sourceline}: gml:posList has {vals.size} numbers, not a multiple "
-                f"of srsDimension {d} (or holds text that is not a number). Fix: repair or re-download the file.")
-        return vals.reshape(-1, d)
+        return _pos_list_points(pos_list, dim, ctx)
     poss = el.findall("{*}pos")
     if poss:
         rows = [np.fromstring(p.text or "", sep=" ") for p in poss]
@@ -114,24 +120,32 @@ def parse_coords(el: etree._Element, dim: int, ctx: _FileContext) -> np.ndarray:
     coords = el.find("{*}coordinates")
     if coords is not None:
         tuples = (coords.text or "").split()
-        return np.array([[float(v) for v in t.split(",")] for t in tuples])
+        try:
+            return np.array([[float(v) for v in t.split(",")] for t in tuples])
+        except ValueError as e:
+            raise MalformedXMLError(f"{ctx.display}, line {coords.sourceline}: gml:coordinates is not a list of "
+                                    "'x,y[,z]' tuples. Fix: repair or re-download the file.") from e
     return np.zeros((0, dim))
 
 
 def polygon_rings(poly: etree._Element, dim: int, ctx: _FileContext) -> list[np.ndarray]:
-    """Rings of a gml:Polygon/Triangle/Rectangle: exterior first, then interiors."""
+    """Rings of a gml:Polygon/Triangle/Rectangle: exterior first, then interiors ((N, 3) arrays)."""
     rings: list[np.ndarray] = []
-    for role in ("exterior", "interior"):
-        for boundary in poly.findall("{*}" + role):
-            ring = boundary.find("{*}LinearRing")
-            if ring is None:
+    for boundary in poly:
+        tag = boundary.tag
+        if not isinstance(tag, str) or not tag.endswith(("exterior", "interior")):
+            continue
+        for ring in boundary:
+            if not isinstance(ring.tag, str) or not ring.tag.endswith("LinearRing"):
                 continue
             pts = parse_coords(ring, dim, ctx)
             if pts.shape[1] == 2:
                 pts = np.column_stack([pts, np.zeros(len(pts))])
-            rings.append(pts[:, :3])
-        if role == "exterior" and not rings:
-            return []
+            elif pts.shape[1] > 3:
+                pts = pts[:, :3]
+            if not rings and not tag.endswith("exterior"):
+                return []
+            rings.append(pts)
     return rings
 
 
@@ -349,5 +363,7 @@ def read_gml(source: Source) -> ParsedFile:
             "PLATEAU CityGML. Fix: pass the udx/<type>/*.gml files of a PLATEAU download.")
     out.crs = ctx.crs
     out.soup = builder.build()
+    if builder.n_dropped:
+        out.count("degenerate_polygons", builder.n_dropped)
     out.n_bytes = source.size()
     return out

@@ -41,54 +41,74 @@ class PolygonSoup:
                            self.poly_object)
 
 
+def clean_rings(coords: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised clean_ring over many concatenated rings: (kept vertex mask, new ring lengths)."""
+    n = len(coords)
+    starts = np.r_[0, np.cumsum(lengths)[:-1]].astype(np.int64)
+    keep = np.ones(n, dtype=bool)
+    if n > 1:
+        keep[1:] = np.any(coords[1:] != coords[:-1], axis=1)
+    keep[starts] = True
+    # the repeated closing vertex: the last kept vertex of a ring equal to its first vertex
+    idx = np.where(keep, np.arange(n), -1)
+    last = np.maximum.reduceat(idx, starts)
+    closing = (last > starts) & np.all(coords[np.maximum(last, 0)] == coords[starts], axis=1)
+    keep[last[closing]] = False
+    new_lengths = np.add.reduceat(keep.astype(np.int64), starts)
+    return keep, new_lengths
+
+
 class PolygonSoupBuilder:
-    """Accumulates polygons (lists of rings) for objects, then freezes them into a PolygonSoup."""
+    """Accumulates polygons (lists of raw rings) for objects, then cleans and freezes them into a PolygonSoup.
+
+    Cleaning (repeated closing vertex, consecutive duplicates, rings with < 3 vertices, polygons whose
+    exterior is degenerate) happens once, vectorised, in build().
+    """
 
     def __init__(self) -> None:
         self._rings: list[np.ndarray] = []
         self._ring_counts: list[int] = []
         self._poly_object: list[int] = []
+        self.n_dropped = 0  # polygons dropped as degenerate in build()
 
     @property
     def n_polygons(self) -> int:
         return len(self._poly_object)
 
     def add_polygon(self, obj: int, rings: list[np.ndarray]) -> bool:
-        """Add one polygon (exterior first, then holes; raw rings, cleaned here). False if degenerate."""
-        if not rings:
+        """Add one polygon (exterior first, then holes; (N, 3) arrays). False if obviously degenerate."""
+        if not rings or len(rings[0]) < 3:
             return False
-        exterior = clean_ring(rings[0])
-        if exterior is None:
-            return False
-        kept = [exterior]
-        for hole in rings[1:]:
-            hole = clean_ring(hole)
-            if hole is not None:
-                kept.append(hole)
-        self._rings.extend(kept)
-        self._ring_counts.append(len(kept))
+        rings = [r for r in rings if len(r) >= 3]
+        self._rings.extend(rings)
+        self._ring_counts.append(len(rings))
         self._poly_object.append(obj)
         return True
 
-    def add_triangles(self, obj: int, tris: np.ndarray) -> None:
-        """Add many triangles (T, 3, 3) at once (no cleaning: caller guarantees 3 distinct vertices)."""
-        for t in tris:
-            self._rings.append(t)
-            self._ring_counts.append(1)
-            self._poly_object.append(obj)
-
     def build(self) -> PolygonSoup:
-        if self._rings:
-            coords = np.concatenate(self._rings).astype(np.float64, copy=False)
-            if coords.shape[1] == 2:
-                coords = np.column_stack([coords, np.zeros(len(coords))])
-        else:
-            coords = np.zeros((0, 3), dtype=np.float64)
-        ring_offsets = np.zeros(len(self._rings) + 1, dtype=np.int64)
-        np.cumsum([len(r) for r in self._rings], out=ring_offsets[1:])
-        poly_ring_offsets = np.zeros(len(self._ring_counts) + 1, dtype=np.int64)
-        np.cumsum(self._ring_counts, out=poly_ring_offsets[1:])
-        return PolygonSoup(coords, ring_offsets, poly_ring_offsets, np.asarray(self._poly_object, dtype=np.int64))
+        if not self._rings:
+            return PolygonSoup(np.zeros((0, 3)), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64))
+        coords = np.concatenate(self._rings).astype(np.float64, copy=False)
+        if coords.shape[1] == 2:
+            coords = np.column_stack([coords, np.zeros(len(coords))])
+        lengths = np.fromiter((len(r) for r in self._rings), dtype=np.int64, count=len(self._rings))
+        keep, new_lengths = clean_rings(coords, lengths)
+        ring_counts = np.asarray(self._ring_counts, dtype=np.int64)
+        poly_first = np.r_[0, np.cumsum(ring_counts)[:-1]]
+        ring_poly = np.repeat(np.arange(len(ring_counts)), ring_counts)
+        poly_ok = new_lengths[poly_first] >= 3
+        ring_ok = (new_lengths >= 3) & poly_ok[ring_poly]
+        self.n_dropped = int((~poly_ok).sum())
+        vert_ring = np.repeat(np.arange(len(lengths)), lengths)
+        coords = coords[keep & ring_ok[vert_ring]]
+        kept_lengths = new_lengths[ring_ok]
+        ring_offsets = np.zeros(len(kept_lengths) + 1, dtype=np.int64)
+        np.cumsum(kept_lengths, out=ring_offsets[1:])
+        counts = np.bincount(ring_poly[ring_ok], minlength=len(ring_counts))[poly_ok]
+        poly_ring_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=poly_ring_offsets[1:])
+        poly_object = np.asarray(self._poly_object, dtype=np.int64)[poly_ok]
+        return PolygonSoup(coords, ring_offsets, poly_ring_offsets, poly_object)
 
 
 def extrude_footprint(rings: list[np.ndarray], bottom: float, top: float) -> list[list[np.ndarray]]:

@@ -8,6 +8,8 @@ the same way as the polygon's Newell normal).
 
 from __future__ import annotations
 
+import math
+
 import mapbox_earcut
 import numpy as np
 
@@ -45,11 +47,17 @@ def _orient(tris: np.ndarray, normals: np.ndarray) -> np.ndarray:
 
 
 def _plane_basis(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = n / np.linalg.norm(n)
-    helper = np.array([1.0, 0.0, 0.0]) if abs(n[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    u = np.cross(n, helper)
-    u /= np.linalg.norm(u)
-    return u, np.cross(n, u)
+    """Two orthonormal vectors spanning the plane with normal n (plain floats: faster than np.cross here)."""
+    nx, ny, nz = (float(v) for v in n)
+    s = math.sqrt(nx * nx + ny * ny + nz * nz)
+    nx, ny, nz = nx / s, ny / s, nz / s
+    if abs(nx) < 0.9:  # u = n x (1, 0, 0)
+        ux, uy, uz = 0.0, nz, -ny
+    else:  # u = n x (0, 1, 0)
+        ux, uy, uz = -nz, 0.0, nx
+    s = math.sqrt(ux * ux + uy * uy + uz * uz)
+    ux, uy, uz = ux / s, uy / s, uz / s
+    return np.array([ux, uy, uz]), np.array([ny * uz - nz * uy, nz * ux - nx * uz, nx * uy - ny * ux])
 
 
 def _earcut_polygon(pts: np.ndarray, ring_ends: np.ndarray, normal: np.ndarray) -> np.ndarray:
