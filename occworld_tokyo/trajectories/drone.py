@@ -76,6 +76,7 @@ class DroneSpec:
     orbit_min_relief: float = 25.0  # m: structures at least this tall are orbit centres
     waypoint_leg_range: tuple[float, float] = (80.0, 250.0)  # m between waypoints
     waypoint_smoothing: float = 18.0  # m (Gaussian sigma along the route)
+    waypoint_max_turn: float = 1.75  # rad (~100 deg) between successive legs
     path_step: float = 1.0  # m, route resampling
     sample_dt: float = 0.1  # s, spline knots
     lead_time: float = 4.0  # s of flight before and after the session (keeps spline ends away)
@@ -191,9 +192,10 @@ def waypoint_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: 
     total = 0.0
     while total < needed:
         for attempt in range(40):
-            spread = 0.9 if attempt < 20 else 2.5
-            h = heading + float(np.clip(rng.normal(0.0, spread), -2.3, 2.3))
-            leg = rng.uniform(*spec.waypoint_leg_range) * (1.0 if attempt < 30 else 0.5)
+            spread = 0.8 if attempt < 20 else 2.0
+            turn = float(np.clip(rng.normal(0.0, spread), -spec.waypoint_max_turn, spec.waypoint_max_turn))
+            h = heading + turn
+            leg = rng.uniform(*spec.waypoint_leg_range) * (1.0 if attempt < 30 else 0.6)
             q = p + leg * np.array([np.cos(h), np.sin(h)])
             if _fly_ok(amap, fly, polyline_points(np.array([p, q]), amap.grid.cell / 2)):
                 break

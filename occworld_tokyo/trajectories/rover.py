@@ -190,21 +190,29 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
         if not reach.any():
             raise PlanningError("the start cell is not connected to any street")
         remaining = needed - length
-        # goals away from the border margin (streets cut by the margin are dead ends) ...
+        # goals away from the border margin (streets cut by the margin are dead ends), not too near
         ok_goal = reach & deep[graph.cells[:, 0], graph.cells[:, 1]]
         if not ok_goal.any():
             ok_goal = reach
-        # ... far enough to finish, else at least half as far as the network allows
-        cand = np.nonzero(ok_goal & (dist >= min(remaining, 0.5 * dist[ok_goal].max())))[0]
-        cand = cand[rng.permutation(len(cand))[:40]]
+        cand = np.nonzero(ok_goal & (dist >= min(remaining, 30.0)))[0]
+        if len(cand) == 0:
+            cand = np.nonzero(ok_goal)[0]
+        cand = cand[rng.permutation(len(cand))[:60]]
         prev_dir = _direction(pts, from_end=True) if len(pts) > 1 else None
-        for goal in cand:
-            leg = sg.grid.centers(*graph.cells[_path_nodes(pred, int(goal))].T)
-            d = _direction(leg, from_end=False)
-            if prev_dir is None or d is None or float(prev_dir @ d) > np.cos(np.radians(100)):
+        best, best_dist = None, -1.0
+        for goal in cand:  # the first goal far enough whose route does not turn back, else the farthest such
+            leg_nodes = _path_nodes(pred, int(goal))
+            leg_xy = sg.grid.centers(*graph.cells[leg_nodes].T)
+            d = _direction(leg_xy, from_end=False)
+            if prev_dir is not None and d is not None and float(prev_dir @ d) <= np.cos(np.radians(100)):
+                continue
+            if dist[goal] > best_dist:
+                best, best_dist, leg = int(goal), float(dist[goal]), leg_xy
+            if dist[goal] >= remaining:
                 break
-        else:
+        if best is None:
             raise PlanningError("every onward route turns back")
+        goal = best
         pts = np.concatenate([pts, leg[1:]])
         length = float(arc_length(pts)[-1])
         current = int(goal)
