@@ -167,6 +167,40 @@ def interior(mask: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
+def _tree(graph: StreetGraph, source: int) -> tuple[np.ndarray, np.ndarray]:
+    dist, pred = dijkstra(graph.matrix, directed=False, indices=source, return_predecessors=True)
+    return dist, pred
+
+
+def _leg_options(sg: StreetGrid, graph: StreetGraph, tree: tuple[np.ndarray, np.ndarray],
+                 prev_dir: np.ndarray | None, remaining: float, deep_nodes: np.ndarray,
+                 rng: np.random.Generator, n_try: int = 60) -> list[tuple[int, np.ndarray]]:
+    """Candidate legs (goal node, cell-centre polyline) from a shortest-path tree that do not turn back.
+
+    Goals lie away from the border margin and at least min(remaining, 30 m) away; those far enough to
+    finish come first, the others by decreasing distance.
+    """
+    dist, pred = tree
+    reach = np.isfinite(dist) & (dist > 0)
+    ok_goal = reach & deep_nodes
+    if not ok_goal.any():
+        ok_goal = reach
+    cand = np.nonzero(ok_goal & (dist >= min(remaining, 30.0)))[0]
+    if len(cand) == 0:
+        cand = np.nonzero(ok_goal)[0]
+    cand = cand[rng.permutation(len(cand))[:n_try]]
+    out: list[tuple[int, np.ndarray, float]] = []
+    for goal in cand:
+        leg = sg.grid.centers(*graph.cells[_path_nodes(pred, int(goal))].T)
+        d = _direction(leg, from_end=False)
+        if prev_dir is not None and d is not None and float(prev_dir @ d) <= np.cos(np.radians(100)):
+            continue
+        out.append((int(goal), leg, float(dist[goal])))
+    finish = [o for o in out if o[2] >= remaining]
+    rest = sorted((o for o in out if o[2] < remaining), key=lambda o: -o[2])
+    return [(g, leg) for g, leg, _ in finish + rest]
+
+
 def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: float,
                 rng: np.random.Generator) -> np.ndarray:
     """A route of cell centres (K, 2), at least `needed` m long, through allowed cells."""
@@ -181,43 +215,27 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
     graph = build_graph(allowed, cell_cost(sg, allowed, spec), sg.grid.cell, window)
     deep = interior(sg.inside, int(np.ceil(spec.goal_margin / sg.grid.cell)))
     current = int(graph.node[start[0] - graph.i0, start[1] - graph.j0])
+    deep_nodes = deep[graph.cells[:, 0], graph.cells[:, 1]]
     pts = sg.grid.centers(*graph.cells[[current]].T)
     length = 0.0
+    tree = _tree(graph, current)
     for _leg in range(spec.max_legs):
-        dist, pred = dijkstra(graph.matrix, directed=False, indices=current, return_predecessors=True,
-                              limit=needed - length + 50.0 + 2 * needed)
-        reach = np.isfinite(dist) & (dist > 0)
-        if not reach.any():
-            raise PlanningError("the start cell is not connected to any street")
-        remaining = needed - length
-        # goals away from the border margin (streets cut by the margin are dead ends), not too near
-        ok_goal = reach & deep[graph.cells[:, 0], graph.cells[:, 1]]
-        if not ok_goal.any():
-            ok_goal = reach
-        cand = np.nonzero(ok_goal & (dist >= min(remaining, 30.0)))[0]
-        if len(cand) == 0:
-            cand = np.nonzero(ok_goal)[0]
-        cand = cand[rng.permutation(len(cand))[:60]]
         prev_dir = _direction(pts, from_end=True) if len(pts) > 1 else None
-        best, best_dist = None, -1.0
-        for goal in cand:  # the first goal far enough whose route does not turn back, else the farthest such
-            leg_nodes = _path_nodes(pred, int(goal))
-            leg_xy = sg.grid.centers(*graph.cells[leg_nodes].T)
-            d = _direction(leg_xy, from_end=False)
-            if prev_dir is not None and d is not None and float(prev_dir @ d) <= np.cos(np.radians(100)):
-                continue
-            if dist[goal] > best_dist:
-                best, best_dist, leg = int(goal), float(dist[goal]), leg_xy
-            if dist[goal] >= remaining:
-                break
-        if best is None:
+        options = _leg_options(sg, graph, tree, prev_dir, needed - length, deep_nodes, rng)
+        if not options:
             raise PlanningError("every onward route turns back")
-        goal = best
-        pts = np.concatenate([pts, leg[1:]])
+        for goal, leg in options[:6]:
+            route = np.concatenate([pts, leg[1:]])
+            if arc_length(route)[-1] >= needed:
+                return route
+            # look ahead: from this goal the drive must be able to go on without turning back
+            next_tree = _tree(graph, goal)
+            if _leg_options(sg, graph, next_tree, _direction(route, from_end=True), 30.0, deep_nodes, rng, 20):
+                break
+        else:
+            raise PlanningError("every onward route ends in a dead end")
+        pts, tree = route, next_tree
         length = float(arc_length(pts)[-1])
-        current = int(goal)
-        if length >= needed:
-            return pts
     raise PlanningError(f"the reachable street network allows only {length:.0f} m of route, {needed:.0f} m needed")
 
 
