@@ -128,6 +128,22 @@ def parse_coords(el: etree._Element, dim: int, ctx: _FileContext) -> np.ndarray:
     return np.zeros((0, dim))
 
 
+def _simple_pos_list(surf: etree._Element) -> etree._Element | None:
+    """The posList of a surface with only an exterior LinearRing/posList and no own srsDimension, else None."""
+    if len(surf) != 1:
+        return None
+    ext = surf[0]
+    if not ext.tag.endswith("exterior") or len(ext) != 1:
+        return None
+    ring = ext[0]
+    if not ring.tag.endswith("LinearRing") or len(ring) != 1:
+        return None
+    pos_list = ring[0]
+    if not pos_list.tag.endswith("posList") or pos_list.get("srsDimension") or pos_list.get("dimension"):
+        return None
+    return pos_list
+
+
 def polygon_rings(poly: etree._Element, dim: int, ctx: _FileContext) -> list[np.ndarray]:
     """Rings of a gml:Polygon/Triangle/Rectangle: exterior first, then interiors ((N, 3) arrays)."""
     rings: list[np.ndarray] = []
@@ -215,20 +231,48 @@ class _FeatureReader:
         self.out = out
 
     def _add_surfaces(self, obj: int, geom: etree._Element, ids: _IdIndex, dim: int) -> int:
+        """Add every surface under geom (following xlinks) to object obj; returns the number added."""
         unresolved = [0]
-        n = 0
         seen: dict[int, etree._Element] = {}  # values keep the proxies alive, so id() stays unique
+        simple: list[etree._Element] = []  # exterior-only surfaces whose ring is one plain posList
+        n = 0
         for surf in iter_surfaces(geom, ids, unresolved):
             key = id(surf)
             if key in seen:
                 continue
             seen[key] = surf
-            if self.builder.add_polygon(obj, polygon_rings(surf, dim, self.ctx)):
+            pos_list = _simple_pos_list(surf)
+            if pos_list is not None:
+                simple.append(pos_list)
+            elif self.builder.add_polygon(obj, polygon_rings(surf, dim, self.ctx)):
                 n += 1
             else:
                 self.out.count("degenerate_polygons")
+        if simple:
+            n += self._add_simple(obj, simple, dim)
         if unresolved[0]:
             self.out.count("unresolved_xlinks", unresolved[0])
+        return n
+
+    def _add_simple(self, obj: int, pos_lists: list[etree._Element], dim: int) -> int:
+        """Parse many single-ring posLists with one numpy call ('nan' separates them), then add them."""
+        texts = [p.text or "" for p in pos_lists]
+        vals = np.fromstring(" nan ".join(texts), sep=" ") if texts else np.zeros(0)
+        sep = np.flatnonzero(np.isnan(vals))
+        counts = np.diff(np.r_[-1, sep, len(vals)]) - 1
+        if len(counts) != len(texts) or (counts % dim).any():
+            # something is off (a stray 'nan', text that is not a number, a bad count): find and name it
+            rings = [_pos_list_points(p, dim, self.ctx) for p in pos_lists]
+            coords = np.concatenate([r[:, :3] if r.shape[1] >= 3 else
+                                     np.column_stack([r, np.zeros(len(r))]) for r in rings])
+            lengths = np.array([len(r) for r in rings], dtype=np.int64)
+        else:
+            pts = vals[~np.isnan(vals)].reshape(-1, dim)
+            coords = pts if dim == 3 else np.column_stack([pts[:, :2], np.zeros(len(pts))])
+            lengths = counts // dim
+        n = self.builder.add_simple_polygons(obj, coords, lengths)
+        if n < len(lengths):
+            self.out.count("degenerate_polygons", len(lengths) - n)
         return n
 
     def _building_unit(self, obj: int, unit: etree._Element, ids: _IdIndex, dim: int) -> int:

@@ -66,34 +66,49 @@ class PolygonSoupBuilder:
     """
 
     def __init__(self) -> None:
-        self._rings: list[np.ndarray] = []
-        self._ring_counts: list[int] = []
-        self._poly_object: list[int] = []
+        # chunks of (coords (N, 3), ring lengths (R,), rings per polygon (P,), object per polygon (P,))
+        self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._n_polygons = 0
         self.n_dropped = 0  # polygons dropped as degenerate in build()
 
     @property
     def n_polygons(self) -> int:
-        return len(self._poly_object)
+        return self._n_polygons
 
     def add_polygon(self, obj: int, rings: list[np.ndarray]) -> bool:
         """Add one polygon (exterior first, then holes; (N, 3) arrays). False if obviously degenerate."""
         if not rings or len(rings[0]) < 3:
             return False
         rings = [r for r in rings if len(r) >= 3]
-        self._rings.extend(rings)
-        self._ring_counts.append(len(rings))
-        self._poly_object.append(obj)
+        coords = rings[0] if len(rings) == 1 else np.concatenate(rings)
+        self._chunks.append((coords, np.array([len(r) for r in rings], dtype=np.int64),
+                             np.array([len(rings)], dtype=np.int64), np.array([obj], dtype=np.int64)))
+        self._n_polygons += 1
         return True
 
+    def add_simple_polygons(self, obj: int, coords: np.ndarray, lengths: np.ndarray) -> int:
+        """Add many hole-free polygons at once: coords (N, 3) holds their rings back to back."""
+        ok = lengths >= 3
+        if not ok.all():
+            vert_ok = np.repeat(ok, lengths)
+            coords, lengths = coords[vert_ok], lengths[ok]
+        n = len(lengths)
+        if n:
+            self._chunks.append((coords, lengths.astype(np.int64), np.ones(n, dtype=np.int64),
+                                 np.full(n, obj, dtype=np.int64)))
+            self._n_polygons += n
+        return n
+
     def build(self) -> PolygonSoup:
-        if not self._rings:
+        if not self._chunks:
             return PolygonSoup(np.zeros((0, 3)), np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int64))
-        coords = np.concatenate(self._rings).astype(np.float64, copy=False)
+        coords = np.concatenate([c[0] for c in self._chunks]).astype(np.float64, copy=False)
         if coords.shape[1] == 2:
             coords = np.column_stack([coords, np.zeros(len(coords))])
-        lengths = np.fromiter((len(r) for r in self._rings), dtype=np.int64, count=len(self._rings))
+        lengths = np.concatenate([c[1] for c in self._chunks])
+        ring_counts = np.concatenate([c[2] for c in self._chunks])
+        all_objects = np.concatenate([c[3] for c in self._chunks])
         keep, new_lengths = clean_rings(coords, lengths)
-        ring_counts = np.asarray(self._ring_counts, dtype=np.int64)
         poly_first = np.r_[0, np.cumsum(ring_counts)[:-1]]
         ring_poly = np.repeat(np.arange(len(ring_counts)), ring_counts)
         poly_ok = new_lengths[poly_first] >= 3
@@ -107,7 +122,7 @@ class PolygonSoupBuilder:
         counts = np.bincount(ring_poly[ring_ok], minlength=len(ring_counts))[poly_ok]
         poly_ring_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
         np.cumsum(counts, out=poly_ring_offsets[1:])
-        poly_object = np.asarray(self._poly_object, dtype=np.int64)[poly_ok]
+        poly_object = all_objects[poly_ok]
         return PolygonSoup(coords, ring_offsets, poly_ring_offsets, poly_object)
 
 
