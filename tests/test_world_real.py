@@ -60,3 +60,18 @@ def test_tallest_building_height_and_crop(world_and_mesh):
     assert lab[100, 100, 1] == L.BUILDING  # standing in the building: occupied at the ground level
     assert (lab[:, :, 0] != 0).mean() > 0.99  # level 0 is below the ground: terrain or buildings everywhere
     assert set(np.unique(ins[lab == L.BUILDING])) <= set(mesh.object_instance.tolist())
+
+
+def test_sample_district_builds():
+    sample_city = pytest.importorskip("occworld_tokyo.citymodel.sample_city")
+    from occworld_tokyo.world import build_voxel_world
+
+    mesh = sample_city.load_sample_city(seed=0, size_m=300.0)
+    w = build_voxel_world(mesh, progress=False)
+    present = set(w.object_instance[np.unique(w.objects)].tolist()) - {0}
+    # every building and road survives; a lower-priority object can be entirely covered by a higher one
+    keep = np.isin(mesh.object_label, [L.BUILDING, L.ROAD])
+    assert set(mesh.object_instance[keep].tolist()) <= present
+    assert len(present) >= 0.97 * mesh.n_objects
+    lab, _ = w.crop(w.ego_frame(*(0.5 * (np.array(w.bounds_xy[:2]) + w.bounds_xy[2:])), 0.0))
+    assert (lab[:, :, 0] != 0).all()  # level 0 lies below the ground everywhere inside the world
