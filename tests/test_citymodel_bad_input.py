@@ -165,3 +165,11 @@ def test_obj_without_type_in_name(tmp_path):
     f = write(tmp_path / "model.obj", "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
     with pytest.raises(CityModelError, match="_<type>_<epsg>.obj"):
         load_city(f, progress=False)
+
+
+def test_utf16_entity_bomb_refused(tmp_path):
+    text = building_gml(doctype=BOMB).replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    f = tmp_path / "53394526_bldg_6697_op.gml"
+    f.write_bytes(text.encode("utf-16"))
+    with pytest.raises(UnsafeXMLError, match="ENTITY"):
+        load_city(f, progress=False)

@@ -19,8 +19,23 @@ _DANGER_RE = re.compile(rb"<!ENTITY|\bSYSTEM\b|\bPUBLIC\b", re.IGNORECASE)
 _ROOT_RE = re.compile(rb"<[A-Za-z_]")
 
 
+def _as_utf8(head: bytes) -> bytes:
+    """The head re-encoded as UTF-8 when it is UTF-16/32 (BOM or NUL bytes), so the checks see the text."""
+    probe = head[:200]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in probe:
+        for enc in ("utf-32", "utf-16", "utf-16-le", "utf-16-be"):
+            try:
+                text = head.decode(enc, errors="ignore")
+            except (UnicodeDecodeError, LookupError):
+                continue
+            if "<" in text[:100]:
+                return text.encode("utf-8", errors="ignore")
+    return head
+
+
 def check_prolog(head: bytes, where: str) -> None:
     """Raise UnsafeXMLError if the document head declares entities or an external DTD."""
+    head = _as_utf8(head)
     root = _ROOT_RE.search(head)
     prolog = head[: root.start()] if root else head
     m = _DOCTYPE_RE.search(prolog)
@@ -40,7 +55,8 @@ def check_prolog(head: bytes, where: str) -> None:
 
 def safe_parser_options() -> dict:
     """Options for lxml parsers / iterparse that never expand entities, load DTDs or use the network."""
-    return dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=True, remove_comments=True)
+    # huge_tree stays off: libxml2's own limits against entity amplification remain in force
+    return dict(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True)
 
 
 def safe_fromstring(data: bytes, where: str) -> etree._Element:
