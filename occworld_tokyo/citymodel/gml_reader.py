@@ -259,7 +259,7 @@ class _FeatureReader:
         texts = [p.text or "" for p in pos_lists]
         vals = np.fromstring(" nan ".join(texts), sep=" ") if texts else np.zeros(0)
         sep = np.flatnonzero(np.isnan(vals))
-        counts = np.diff(np.r_[-1, sep, len(vals)]) - 1
+        counts = np.diff(np.concatenate(([-1], sep, [len(vals)]))) - 1
         if len(counts) != len(texts) or (counts % dim).any():
             # something is off (a stray 'nan', text that is not a number, a bad count): find and name it
             rings = [_pos_list_points(p, dim, self.ctx) for p in pos_lists]
