@@ -64,8 +64,8 @@ def test_session_names_are_deterministic_and_unique():
     start = datetime(2024, 1, 1, 12, 0, 0)
     names = layout.planned_session_names(["drone", "rover", "drone"], start, 100.0)
     assert names == ["drone_20240101_120000", "rover_20240101_120140", "drone_20240101_120320"]
-    same_second = layout.planned_session_names(["drone", "drone"], start, 0.2)
-    assert same_second == ["drone_20240101_120000", "drone_20240101_120000_1"]
+    same_second = layout.planned_session_names(["drone", "drone", "drone"], start, 0.2)  # starts 0, 1, 1 s
+    assert same_second == ["drone_20240101_120000", "drone_20240101_120001", "drone_20240101_120001_1"]
     assert all(layout.SESSION_RE.match(n) for n in names + same_second)
 
 

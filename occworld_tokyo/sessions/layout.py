@@ -12,6 +12,7 @@ A session folder is complete when it has a meta.json: sessions are written under
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -45,10 +46,11 @@ def session_name(agent_type: str, start: datetime, suffix: int | None = None) ->
 
 
 def planned_session_names(agents: list[str], start: datetime, session_seconds: float) -> list[str]:
-    """Deterministic names: session i starts at start + i * session length (a synthetic recording clock)."""
+    """Deterministic names: session i starts at start + ceil(i * session length) s (a synthetic recording clock,
+    so consecutive sessions never overlap)."""
     names: list[str] = []
     for i, agent in enumerate(agents):
-        name = session_name(agent, start + timedelta(seconds=round(i * session_seconds)))
+        name = session_name(agent, start + timedelta(seconds=math.ceil(i * session_seconds)))
         k = 1
         base = name
         while name in names:
