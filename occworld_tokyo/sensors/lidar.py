@@ -14,6 +14,7 @@ speckle drawn from the caller's rng (deterministic for a seeded rng), clipped to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -84,12 +85,20 @@ def intensity(label_ids: np.ndarray, cos_incidence: np.ndarray, ranges: np.ndarr
     return np.clip(value, 0.0, 255.0).astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def _rays_lidar(spec: LidarSpec) -> np.ndarray:
+    """The spec's unit ray directions in the lidar frame, computed once per spec (read-only)."""
+    rays = spec.rays_lidar()
+    rays.flags.writeable = False
+    return rays
+
+
 def scan_lidar(caster: RayCaster, mesh: CityMesh, position: np.ndarray, quat_xyzw: np.ndarray,
                frame: EgoFrame, spec: LidarSpec, rng: np.random.Generator) -> LidarScan:
     """One full sweep (all beams x columns at one instant: no motion distortion) from a body pose."""
     origin_w, r_wl = lidar_pose_world(position, quat_xyzw, spec)
-    dirs_w = (spec.rays_lidar() @ r_wl.T).astype(np.float32)
-    dist, tri = caster.cast(origin_w, dirs_w, max_distance=spec.max_range)
+    dirs_w = (_rays_lidar(spec) @ r_wl.T).astype(np.float32)
+    dist, tri = caster.cast(origin_w, dirs_w, max_distance=spec.max_range, normalized=True)
     n_rays = len(dirs_w)
     # Draw the noise for every ray (hit or not) so the random stream's use does not depend on the scene.
     range_noise = rng.standard_normal(n_rays) if spec.range_noise_std > 0 else np.zeros(n_rays)
