@@ -113,6 +113,7 @@ class TrafficSpec:
     max_brake: float = 8.0  # m/s^2 emergency limit
     corner_lateral_accel: float = 2.0  # m/s^2: desired speed capped in curves
     lookahead: float = 45.0  # m of route searched for obstacles
+    max_wait: float = 30.0  # s: a vehicle stuck this long leaves (gridlock breaker); a new one enters
     # pedestrians
     sidewalk_band: tuple[float, float] = (0.6, 3.5)  # m from the nearest obstacle column
     crossing_rate: float = 0.03  # 1/s: chance per second to start crossing the street

@@ -308,3 +308,30 @@ def _prune(edges: list, spec: TrafficSpec, rounds: int = 3) -> list:
             break
         edges = keep
     return edges
+
+
+def vehicle_corridor(world: Any, spec: TrafficSpec, region: tuple[float, float, float, float] | None) -> np.ndarray:
+    """(nx, ny) bool: columns within the vehicle lanes (closer than lane offset + a bus half width + margin
+    to a street centreline). Pedestrians walk outside it except when crossing."""
+
+    def build() -> np.ndarray:
+        from .paths import resample
+
+        net = build_network(world, spec, region)
+        nx, ny = world.objects.shape[:2]
+        mark = np.zeros((nx, ny), dtype=bool)
+        dx, dy = float(world.voxel_size[0]), float(world.voxel_size[1])
+        for pts in net.edge_points:
+            p = resample(pts, dx / 2)
+            i = np.floor((p[:, 0] - float(world.x0)) / dx).astype(np.int64)
+            j = np.floor((p[:, 1] - float(world.y0)) / dy).astype(np.int64)
+            ok = (i >= 0) & (i < nx) & (j >= 0) & (j < ny)
+            mark[i[ok], j[ok]] = True
+        if not mark.any():
+            return mark
+        half = spec.lane_offset + 1.3 + spec.body_margin + 0.3
+        return distance_transform_edt(~mark) * dx <= half
+
+    key = ("agents.corridor", spec.vehicle_clear_height, spec.network_cell, spec.min_street_half_width,
+           spec.spur_length, spec.lane_offset, spec.body_margin, None if region is None else tuple(map(float, region)))
+    return cached(world, key, build)

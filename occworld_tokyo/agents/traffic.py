@@ -39,7 +39,7 @@ from .paths import LaneBank, LanePath, lane_path, resample
 from .specs import AGENT_CLASSES, AGENT_ID_BASE, TrafficDensity, TrafficSpec, draw_kinds
 from .states import AgentStates, TrafficRecording, footprint_samples, overlapping_pairs
 from .streets import (ColumnLookup, StreetNetwork, build_network, clearance_map, lookup, passable_columns,
-                      region_mask)
+                      region_mask, vehicle_corridor)
 
 
 def _wrap(a: np.ndarray) -> np.ndarray:
@@ -136,6 +136,9 @@ class _Vehicles:
         self.routes: list[_Route | None] = [None] * n
         self.offset = np.full(n, spec.lane_offset)
         self.bank = LaneBank(n, spec.path_step)
+        self.waited = np.zeros(n)  # s stopped behind a crossing vehicle
+        self.patience = rng.uniform(2.0, 6.0, n)
+        self.dt = spec.substep
 
     @property
     def n(self) -> int:
@@ -228,6 +231,7 @@ class _Vehicles:
             g.ids[slot], g.kinds[slot], g.sizes[slot], g.active[slot] = self.id_source.take(), kind, size, True
             g.centers[slot], g.yaws[slot] = c, yaw
             self.s[slot], self.v0[slot] = s, v0
+            self.waited[slot] = 0.0
             self.v[slot] = v0 * rng.uniform(0.5, 1.0)
             g.vel[slot] = [self.v[slot] * math.cos(yaw), self.v[slot] * math.sin(yaw), 0.0]
             self.routes[slot] = _Route([(e, d)], centre, lane)
@@ -257,6 +261,14 @@ class _Vehicles:
         hit = raster(pts)  # (A, K, 5)
         own = (first_index + act + 1)[:, None, None]
         other = (hit != 0) & (hit != own)
+        # crossing vehicles (heading differs > 45 deg) stop a vehicle only until it loses patience; a
+        # vehicle never ignores agents straight ahead in its own direction, nor pedestrians
+        n_veh = self.n
+        is_veh = (hit - 1 >= first_index) & (hit - 1 < first_index + n_veh)
+        other_yaw = self.g.yaws[np.clip(hit - 1 - first_index, 0, n_veh - 1)]
+        crossing = is_veh & (np.abs(_wrap(other_yaw - yaw[:, :, None])) > np.pi / 4)
+        impatient = (self.waited[act] > self.patience[act])[:, None, None]
+        other &= ~(crossing & impatient)
         blocked = other.any(axis=2) & ~beyond
         v, v0 = self.v[act], self.v0[act]
         vc = np.sqrt(spec.corner_lateral_accel / np.maximum(kap, 1e-4))
@@ -295,11 +307,14 @@ class _Vehicles:
         self.s[act], self.v[act] = prop["s"][act], prop["v"][act]
 
     def after_step(self, others: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        """Extend routes, retire vehicles at the end of their street, refill empty slots."""
+        """Extend routes, retire vehicles at the end of their street (or stuck in a jam longer than
+        `max_wait`: they turn off the street), refill empty slots."""
+        self.waited = np.where(self.g.active & (self.v < 0.2), self.waited + self.dt, 0.0)
         for slot in range(self.n):
             if self.g.active[slot]:
                 r = self.routes[slot]
-                if r.dead_end and self.s[slot] >= r.lane.length - self.g.sizes[slot, 0] / 2:
+                if (r.dead_end and self.s[slot] >= r.lane.length - self.g.sizes[slot, 0] / 2) or \
+                        self.waited[slot] > self.spec.max_wait:
                     self.g.active[slot] = False
                     self.routes[slot] = None
                 else:
@@ -316,13 +331,14 @@ class _Pedestrians:
     _CANDIDATES = np.array([0.0, 0.35, -0.35, 0.7, -0.7, 1.05, -1.05, 1.4, -1.4, 1.75, -1.75, np.pi])
 
     def __init__(self, world: Any, spec: TrafficSpec, region: np.ndarray, n: int, rng: np.random.Generator,
-                 ids: _IdSource) -> None:
+                 ids: _IdSource, region_key: tuple[float, float, float, float] | None | bool = None) -> None:
         self.world, self.spec, self.rng = world, spec, rng
         passable = passable_columns(world, spec.person_clear_height) & region
         clear = clearance_map(world, spec.person_clear_height)
         lo, hi = spec.sidewalk_band
         self.clear = lookup(world, np.where(passable, clear, 0.0).astype(np.float32))
-        self.band = lookup(world, passable & (clear >= lo) & (clear <= hi))
+        corridor = vehicle_corridor(world, spec, region_key) if region_key is not False else np.zeros_like(passable)
+        self.band = lookup(world, passable & (clear >= lo) & (clear <= hi) & ~corridor)
         self.walk = lookup(world, passable & (clear >= lo))
         self.g = _Group.make(n)
         self.speed = np.zeros(n)
@@ -580,7 +596,7 @@ def simulate_traffic(world: Any, n_frames: int, rate_hz: float, rng: np.random.G
     vehicles = _Vehicles(world, net, spec, veh_allowed, nv, rng, ids) if net is not None else \
         _Vehicles(world, StreetNetwork(np.zeros((0, 2)), np.zeros((0, 2), np.int64), (), np.zeros(0), np.zeros(0)),
                   spec, veh_allowed, 0, rng, ids)
-    peds = _Pedestrians(world, spec, rmask, npd, rng, ids)
+    peds = _Pedestrians(world, spec, rmask, npd, rng, ids, region if nv > 0 else False)
     drones = _Drones(world, spec, region, nd, rng, ids)
     groups = [vehicles.g, peds.g, drones.g]
     nv_, npd_ = vehicles.n, len(peds.g.ids)
@@ -598,6 +614,7 @@ def simulate_traffic(world: Any, n_frames: int, rate_hz: float, rng: np.random.G
     interval = 1.0 / rate_hz
     n_sub = max(1, int(math.ceil(interval / spec.substep - 1e-9)))
     dt = interval / n_sub
+    vehicles.dt = dt
     n_warm = int(math.ceil(spec.warmup / dt))
     frames: list[AgentStates] = []
     total = n_warm + (n_frames - 1) * n_sub
