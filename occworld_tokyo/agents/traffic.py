@@ -268,7 +268,11 @@ class _Vehicles:
         other_yaw = self.g.yaws[np.clip(hit - 1 - first_index, 0, n_veh - 1)]
         crossing = is_veh & (np.abs(_wrap(other_yaw - yaw[:, :, None])) > np.pi / 4)
         impatient = (self.waited[act] > self.patience[act])[:, None, None]
-        other &= ~(crossing & impatient)
+        # right of way between crossing vehicles: inside a junction first, then the lower slot
+        prio = self._priority()
+        mine = prio[act][:, None, None]
+        theirs = prio[np.clip(hit - 1 - first_index, 0, n_veh - 1)]
+        other &= ~(crossing & (impatient | (mine > theirs)))
         blocked = other.any(axis=2) & ~beyond
         v, v0 = self.v[act], self.v0[act]
         vc = np.sqrt(spec.corner_lateral_accel / np.maximum(kap, 1e-4))
@@ -292,6 +296,14 @@ class _Vehicles:
         new_v[act] = nv
         new_s[act] = s + 0.5 * (v + nv) * dt
         return {"s": new_s, "v": new_v}
+
+    def _priority(self) -> np.ndarray:
+        """(n,) right-of-way rank: vehicles within 15 m of a junction node first, then lower slots."""
+        inside = np.zeros(self.n, dtype=bool)
+        if len(self.net.nodes) and self.n:
+            d = np.linalg.norm(self.g.centers[:, None, :2] - self.net.nodes[None], axis=2).min(axis=1)
+            inside = d < 15.0
+        return inside * (2 * self.n) + (self.n - np.arange(self.n))
 
     def apply(self, prop: dict, dt: float) -> None:
         """Move active vehicles to the proposed arc lengths (positions, headings, velocities)."""
@@ -413,7 +425,10 @@ class _Pedestrians:
         # a pedestrian that left the band (after a crossing attempt) may walk anywhere walkable back into it
         ok_walk |= (~cr[:, None]) & ~self.band(xy)[:, None] & self.walk(p_step) & self.walk(p_look)
         hit_s, hit_l = raster(p_step), raster(p_look)
-        ok = ok_walk & ((hit_s == 0) | (hit_s == own)) & ((hit_l == 0) | (hit_l == own))
+        # on a crossing, vehicles give way: only other pedestrians are obstacles (no overlap is still enforced)
+        veh_s = cr[:, None] & (hit_s - 1 < first_index) & (hit_s > 0)
+        veh_l = cr[:, None] & (hit_l - 1 < first_index) & (hit_l > 0)
+        ok = ok_walk & ((hit_s == 0) | (hit_s == own) | veh_s) & ((hit_l == 0) | (hit_l == own) | veh_l)
         any_ok = ok.any(axis=1)
         k = np.argmax(ok, axis=1)
         chosen = cand[np.arange(n), k]
@@ -673,4 +688,5 @@ def _step(vehicles: _Vehicles, peds: _Pedestrians, drones: _Drones, raster: _Age
                 vehicles.s[slot], vehicles.v[slot] = old_s[slot], 0.0
             elif gi == 1:
                 peds.heading[slot] = old_heading[slot] + np.pi / 2
+                peds.crossing[slot] = False
     raise RuntimeError("could not resolve overlapping agents")  # unreachable: the old state had none
