@@ -69,6 +69,8 @@ def merge_options(cfg: dict[str, Any], options: list[str] | None) -> dict[str, A
         keys = dotted.strip().split(".")
         node = cfg
         for i, key in enumerate(keys):
+            if isinstance(node, dict) and key not in node and _schema_knows(keys[: i + 1]):
+                node[key] = {} if i < len(keys) - 1 else None  # a known setting the config leaves at its default
             if not isinstance(node, dict) or key not in node:
                 known = sorted(node) if isinstance(node, dict) else []
                 raise ConfigError(f"--cfg-options: unknown key {'.'.join(keys[: i + 1])!r}; known keys here: {known}")
@@ -93,6 +95,10 @@ KNOWN_KEYS: dict[str, set[str] | None] = {
     "voxel_size": set(),
     "history_frames": set(),
     "future_frames": set(),
+    # model base file (config/_base_/model_tokyo.py) top-level names
+    "grid_size": set(),
+    "num_classes": set(),
+    "free_index": set(),
     "data": {"samples_per_gpu", "workers_per_gpu", "val_fraction", "split_seed", "window_stride",
              "val_window_stride", "time_split_gap", "pin_memory", "agent_types", "max_train_windows",
              "prefetch_factor"},
@@ -106,7 +112,7 @@ KNOWN_KEYS: dict[str, set[str] | None] = {
     "fp16": {"enabled", "init_scale", "max_consecutive_skips"},
     "cpu_precision": set(),
     # evaluation, checkpoints, logging
-    "evaluation": {"interval", "max_samples", "rollout", "vpq_iou_threshold", "n_images", "baselines"},
+    "evaluation": {"interval", "max_samples", "rollout", "vpq_iou_threshold", "n_images", "visibility", "agent_box"},
     "checkpoint_config": {"interval_iters"},
     "log_config": {"interval"},
     # run
@@ -178,6 +184,16 @@ def get_dotted(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
             return default
         node = node[key]
     return node
+
+
+def _schema_knows(keys: list[str]) -> bool:
+    """Whether KNOWN_KEYS lists this (one- or two-level) setting, so --cfg-options may set it when absent."""
+    if len(keys) == 1:
+        return keys[0] in KNOWN_KEYS
+    if len(keys) == 2:
+        allowed = KNOWN_KEYS.get(keys[0])
+        return bool(allowed) and keys[1] in allowed
+    return False
 
 
 def _closest(key: str, candidates) -> str:

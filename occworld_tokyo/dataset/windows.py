@@ -71,7 +71,7 @@ class OccWindowDataset(Dataset):
     """Windows of consecutive frames. Item = dict of tensors:
 
     occ (T, X, Y, Z) uint8 labels; poses (T, 13) float32 relative to the current frame (poses.py);
-    ego (T, 4) float64 world x, y, yaw, ground_z of every frame's grid; index (2,) int64 (part, start frame);
+    ego (T, 5) float64 world x, y, yaw, ground_z of every frame's grid and the agent's world z; index (2,) int64 (part, start frame);
     with `with_instances`: instances (T, X, Y, Z) int32; with `visibility`: visible (T, X, Y, Z) bool
     (all True when the session has no masks). The current frame is index history_frames - 1.
     """
@@ -126,7 +126,8 @@ class OccWindowDataset(Dataset):
         p_idx, start = self.starts[i]
         frames = [self._frame(p_idx, f) for f in range(start, start + self.window)]
         arrays = {k: v[start:start + self.window] for k, v in self._poses[p_idx].items()}
-        ego = np.array([[e.x, e.y, e.yaw, e.ground_z] for e in ego_frames(arrays)], dtype=np.float64)
+        ego = np.array([[e.x, e.y, e.yaw, e.ground_z, z] for e, z in zip(ego_frames(arrays), arrays["position"][:, 2])],
+                       dtype=np.float64)
         item = {
             "occ": torch.from_numpy(np.stack([f["occ"] for f in frames])),
             "poses": torch.from_numpy(relative_poses(arrays, self.history - 1)),

@@ -1,0 +1,25 @@
+# A small tokenizer config for CPU smoke runs, tests and the main job: the central 40 m x 40 m of the grid at
+# 0.8 m (50 x 50) and the first 32 levels (-2..38 m above ground), a 2-level U-Net, no pretrained weights.
+_base_ = ['./_base_/model_tokyo.py', './_base_/runtime_tokyo.py']
+
+data_root = 'data/tokyo_gazebo/'
+point_cloud_range = [-20.0, -20.0, -2.0, 20.0, 20.0, 38.0]
+voxel_size = [0.8, 0.8, 1.25]
+history_frames = 1
+future_frames = 0
+grid_size = (50, 50, 32)
+
+data = dict(samples_per_gpu=2, workers_per_gpu=1)
+model = dict(
+    type='VAERes2D',
+    vae=dict(grid_size=(50, 50, 32), expansion=4, ch=32, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(),
+             z_channels=16, n_e=128, e_dim=16),
+)
+optimizer = dict(type='AdamW', lr=2e-3, weight_decay=0.01)
+lr_config = dict(policy='CosineAnnealing', min_lr=1e-5, warmup='linear', warmup_iters=20)
+max_epochs = 4
+evaluation = dict(interval=2, max_samples=64)
+log_config = dict(interval=5)
+fp16 = dict(enabled=False)
+load_from = None
+work_dir = 'checkpoints/tiny/tokenizer'

@@ -1,0 +1,12 @@
+#!/usr/bin/env python3
+"""Train OccWorld on Tokyo sessions: `python train.py --help` (flags: the guide's "Training Arguments")."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run from a checkout without installing
+
+from occworld_tokyo.training.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
