@@ -311,27 +311,43 @@ def _prune(edges: list, spec: TrafficSpec, rounds: int = 3) -> list:
 
 
 def vehicle_corridor(world: Any, spec: TrafficSpec, region: tuple[float, float, float, float] | None) -> np.ndarray:
-    """(nx, ny) bool: columns within the vehicle lanes (closer than lane offset + a bus half width + margin
-    to a street centreline). Pedestrians walk outside it except when crossing."""
+    """(nx, ny) bool: columns a vehicle lane can sweep (every lane of every edge, and every turn through
+    every junction, built the way vehicles build them, grown by a bus half width and the body margin).
+    Pedestrians walk outside it except when crossing."""
 
     def build() -> np.ndarray:
-        from .paths import resample
+        from .paths import lane_path, resample
 
         net = build_network(world, spec, region)
         nx, ny = world.objects.shape[:2]
         mark = np.zeros((nx, ny), dtype=bool)
         dx, dy = float(world.voxel_size[0]), float(world.voxel_size[1])
-        for pts in net.edge_points:
-            p = resample(pts, dx / 2)
+        step = spec.path_step
+        pieces = []
+        for node in range(len(net.nodes)):
+            out = net.outgoing(node)
+            for e_in, d_in in out:  # arriving over edge e_in means travelling it in direction -d_in
+                tail = resample(net.points(e_in, -d_in), step)[-int(30 / step):]
+                for e_out, d_out in out:
+                    head = resample(net.points(e_out, d_out), step)[1:int(30 / step)]
+                    pieces.append(np.concatenate([tail, head]))
+        for e in range(net.n_edges):
+            for d in (1, -1):
+                pieces.append(resample(net.points(e, d), step))
+        for centre in pieces:
+            if len(centre) < 2:
+                continue
+            p = lane_path(centre, spec.lane_offset, spec.path_smoothing, step).xy
             i = np.floor((p[:, 0] - float(world.x0)) / dx).astype(np.int64)
             j = np.floor((p[:, 1] - float(world.y0)) / dy).astype(np.int64)
             ok = (i >= 0) & (i < nx) & (j >= 0) & (j < ny)
             mark[i[ok], j[ok]] = True
         if not mark.any():
             return mark
-        half = spec.lane_offset + 1.3 + spec.body_margin + 0.3
+        half = 1.3 + spec.body_margin + 0.5
         return distance_transform_edt(~mark) * dx <= half
 
     key = ("agents.corridor", spec.vehicle_clear_height, spec.network_cell, spec.min_street_half_width,
-           spec.spur_length, spec.lane_offset, spec.body_margin, None if region is None else tuple(map(float, region)))
+           spec.spur_length, spec.lane_offset, spec.body_margin, spec.path_smoothing, spec.path_step,
+           None if region is None else tuple(map(float, region)))
     return cached(world, key, build)
