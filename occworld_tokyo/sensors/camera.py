@@ -22,6 +22,7 @@ from PIL import Image
 from occworld_tokyo import labels as L
 from occworld_tokyo.citymodel.mesh import CityMesh
 from occworld_tokyo.sensors.geometry import quat_to_matrix
+from occworld_tokyo.sensors.raster import EDGE_EPS_PX, TIE_REL, certain_hits, raster_nearest
 from occworld_tokyo.sensors.raycast import RayCaster
 from occworld_tokyo.sensors.specs import CameraSpec
 
@@ -105,21 +106,51 @@ def _shade_pixels(dist, tri, dirs, unit_cam, near, tri_label, tri_tint, normals,
         label_img[n] = lab
 
 
+def _mesh_tables(caster: RayCaster, mesh: CityMesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-triangle label, tint and float32 vertices of `mesh`, computed once per (caster, mesh) pair."""
+    cached = getattr(caster, "_camera_tables", None)
+    if cached is not None and cached[0] is mesh:
+        return cached[1]
+    obj = mesh.tri_object
+    tables = (np.ascontiguousarray(mesh.object_label[obj]),
+              instance_tint(mesh.object_instance)[obj].astype(np.float32),
+              np.ascontiguousarray(mesh.triangles, dtype=np.float32))
+    caster._camera_tables = (mesh, tables)
+    return tables
+
+
 def render_camera(caster: RayCaster, mesh: CityMesh, position: np.ndarray, quat_xyzw: np.ndarray,
                   spec: CameraSpec, step: int = 1) -> CameraFrame:
     """Render the city seen from a body pose through `spec` (see the module docstring)."""
+    return _render(caster, mesh, position, quat_xyzw, spec, int(step), all_rays=False)
+
+
+def _render(caster: RayCaster, mesh: CityMesh, position: np.ndarray, quat_xyzw: np.ndarray, spec: CameraSpec,
+            step: int, all_rays: bool) -> CameraFrame:
+    """`render_camera`; `all_rays=True` casts every pixel's ray with Embree (the reference the tests compare
+    the rasterise-then-verify path of `raster.py` with); `step` > 1 always casts its block rays."""
     if caster.n_triangles != mesh.n_triangles:
         raise ValueError("the ray caster was built from a different mesh")
     origin, r_wc = camera_pose_world(position, quat_xyzw, spec)
-    unit_cam = _unit_rays_cam(spec, int(step))
+    unit_cam = _unit_rays_cam(spec, step)
     n = len(unit_cam)
     starts = np.empty((n, 3), np.float32)
     dirs = np.empty((n, 3), np.float32)
     _camera_rays_world(unit_cam, r_wc, origin, float(spec.near), starts, dirs)
-    dist, tri = caster.cast(starts, dirs, max_distance=spec.far, normalized=True)
-    obj = mesh.tri_object
-    tri_label = mesh.object_label[obj]
-    tri_tint = instance_tint(mesh.object_instance)[obj].astype(np.float32)
+    tri_label, tri_tint, tris = _mesh_tables(caster, mesh)
+    if step == 1 and not all_rays:
+        ids, z1, z2, za = raster_nearest(tris, origin, np.ascontiguousarray(r_wc.T), float(spec.fx), float(spec.fy),
+                                     float(spec.cx), float(spec.cy), float(spec.near), spec.height, spec.width,
+                                         EDGE_EPS_PX)
+        xs = (np.arange(spec.width) + 0.5 - spec.cx) / spec.fx
+        ys = (np.arange(spec.height) + 0.5 - spec.cy) / spec.fy
+        tri = np.empty(n, np.int32)
+        dist = np.empty(n, np.float32)
+        todo = certain_hits(ids, z1, z2, za, xs, ys, float(spec.near), float(spec.far), TIE_REL, tri, dist)
+        if len(todo):
+            dist[todo], tri[todo] = caster.cast(starts[todo], dirs[todo], max_distance=spec.far, normalized=True)
+    else:
+        dist, tri = caster.cast(starts, dirs, max_distance=spec.far, normalized=True)
     rgb = np.empty((n, 3), np.uint8)
     depth = np.empty(n, np.float32)
     label_img = np.empty(n, np.uint8)
