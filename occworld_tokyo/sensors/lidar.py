@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from numba import njit
 
 from occworld_tokyo import labels as L
 from occworld_tokyo.citymodel.mesh import CityMesh
@@ -93,11 +94,23 @@ def _rays_lidar(spec: LidarSpec) -> np.ndarray:
     return rays
 
 
+@njit(cache=True)
+def _rotate_rays(rays, rot):
+    """float32 rows rot @ rays[i] (float64 arithmetic, fixed summation order). Replaces `rays @ rot.T`, which
+    multi-threaded OpenBLAS took 60-80 ms for 131 k x 3 rays on a loaded 2-core machine (this: ~1 ms)."""
+    out = np.empty((rays.shape[0], 3), np.float32)
+    for i in range(rays.shape[0]):
+        x, y, z = rays[i, 0], rays[i, 1], rays[i, 2]
+        for a in range(3):
+            out[i, a] = rot[a, 0] * x + rot[a, 1] * y + rot[a, 2] * z
+    return out
+
+
 def scan_lidar(caster: RayCaster, mesh: CityMesh, position: np.ndarray, quat_xyzw: np.ndarray,
                frame: EgoFrame, spec: LidarSpec, rng: np.random.Generator) -> LidarScan:
     """One full sweep (all beams x columns at one instant: no motion distortion) from a body pose."""
     origin_w, r_wl = lidar_pose_world(position, quat_xyzw, spec)
-    dirs_w = (_rays_lidar(spec) @ r_wl.T).astype(np.float32)
+    dirs_w = _rotate_rays(_rays_lidar(spec), np.ascontiguousarray(r_wl))
     dist, tri = caster.cast(origin_w, dirs_w, max_distance=spec.max_range, normalized=True)
     n_rays = len(dirs_w)
     # Draw the noise for every ray (hit or not) so the random stream's use does not depend on the scene.
