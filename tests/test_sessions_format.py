@@ -35,7 +35,7 @@ def _write_session(root: Path, name: str, n: int = 3, sensors: bool = True) -> P
         occ[:, :, 0] = 6  # terrain layer
         occ[100:110, 100:110, 1:20] = 1  # a building
         inst = np.where(occ == 1, 7, 0).astype(np.int32)
-        data = writer.FrameData(occupancy=occ, instances=inst, ground_height=0.0)
+        data = writer.FrameData(occupancy=occ, instances=inst, ground_height=0.0, annotations=[])
         if sensors:
             data.mask_lidar = occ > 0
             data.mask_camera = occ > 0

@@ -89,3 +89,69 @@ def test_drone_grid_is_relative_to_ground(tmp_path, city):
     # the ground is in the lowest levels of the grid, not at the drone's height
     column_has_ground = (occ[:, :, :3] > 0).any(axis=2)
     assert column_has_ground.mean() > 0.5
+
+
+def _annotations(session: Path, i: int) -> list[dict]:
+    return json.loads(layout.annotation_path(session, i).read_text())["objects"]
+
+
+def test_moving_agents_are_in_occupancy_annotations_and_lidar(tmp_path, city):
+    from occworld_tokyo.agents import AGENT_ID_BASE
+    from occworld_tokyo.labels import DYNAMIC_IDS
+
+    report = _gen(tmp_path, city, frames=4, sessions=2, sensors=True, seed=3)
+    lidar_hits_on_agents = 0
+    for name in report.written:
+        session = tmp_path / name
+        ids_seen: dict[int, str] = {}
+        for i in range(4):
+            objs = _annotations(session, i)
+            with np.load(layout.occupancy_path(session, i)) as npz:
+                occ, inst = npz["occupancy"], npz["instances"]
+            for o in objs:
+                assert o["id"] >= AGENT_ID_BASE
+                assert ids_seen.setdefault(o["id"], o["class"]) == o["class"], "an id keeps its class"
+                voxels = inst == o["id"]
+                assert voxels.sum() == o["num_voxels"]
+                if o["num_voxels"]:
+                    assert set(np.unique(occ[voxels])) <= set(DYNAMIC_IDS)
+            # every agent voxel belongs to an annotated agent
+            agent_ids = set(np.unique(inst[inst >= AGENT_ID_BASE]).tolist())
+            assert agent_ids <= {o["id"] for o in objs}
+            pts = np.load(layout.lidar_path(session, i))[:, :3]
+            for o in objs:
+                c, half = np.array(o["center"]), np.array(o["size"]) / 2 + 0.1
+                cy, sy = np.cos(o["yaw"]), np.sin(o["yaw"])
+                d = pts - c
+                local = np.stack([cy * d[:, 0] + sy * d[:, 1], -sy * d[:, 0] + cy * d[:, 1], d[:, 2]], axis=1)
+                lidar_hits_on_agents += int(np.all(np.abs(local) <= half, axis=1).sum())
+        assert ids_seen, f"{name}: a session over the sample district sees moving agents"
+    assert lidar_hits_on_agents > 0, "lidar rays hit the moving agents"
+
+
+def test_static_city_has_no_agents(tmp_path, city):
+    from occworld_tokyo.agents import AGENT_ID_BASE, TrafficDensity
+
+    report = _gen(tmp_path, city, frames=2, sessions=1, sensors=False, density=TrafficDensity.none())
+    session = tmp_path / report.written[0]
+    assert _annotations(session, 0) == [] and _annotations(session, 1) == []
+    with np.load(layout.occupancy_path(session, 1)) as npz:
+        assert not (npz["instances"] >= AGENT_ID_BASE).any()
+    assert json.loads((session / "meta.json").read_text())["traffic"]["agents"] == 0
+
+
+def test_agents_keep_clear_of_the_ego(city):
+    from occworld_tokyo.sessions.generate import EGO_CLEARANCE, plan_trajectory, simulate_session_traffic
+
+    mesh, world = city
+    spec = GenerationSpec(frames=20, sessions=2)
+    for index, agent in enumerate(("drone", "rover")):
+        traj = plan_trajectory(world, agent, 20, 2.0, np.random.default_rng([0, index]))
+        rec = simulate_session_traffic(world, traj, spec, index)
+        for i in range(20):
+            st = rec.at(i)
+            if len(st):
+                d = traj.position[i] - st.centers
+                c, s = np.cos(st.yaws), np.sin(st.yaws)
+                local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
+                assert not np.all(np.abs(local) <= st.sizes / 2 + EGO_CLEARANCE[agent], axis=1).any()

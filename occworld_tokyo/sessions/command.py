@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from occworld_tokyo.agents import TrafficDensity
 from occworld_tokyo.sessions.generate import GenerationError, GenerationSpec, generate_sessions
 
 
@@ -37,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write only sessions k with k %% n == i (cluster array jobs; default 0/1)")
     p.add_argument("--no-sensors", action="store_true",
                    help="occupancy and poses only (no lidar, camera or visibility masks): much faster")
+    d = TrafficDensity()
+    p.add_argument("--vehicles", type=float, default=d.vehicles_per_km2,
+                   help="moving vehicles per km^2 (cars, vans, buses, trucks on the streets; default: %(default)s)")
+    p.add_argument("--pedestrians", type=float, default=d.pedestrians_per_km2,
+                   help="pedestrians per km^2 (default: %(default)s)")
+    p.add_argument("--drones", type=float, default=d.drones_per_km2,
+                   help="other drones per km^2 flying at altitude (default: %(default)s)")
+    p.add_argument("--static", action="store_true", help="a city without moving agents")
     p.add_argument("--start-time", default="20240101_120000",
                    help="synthetic recording clock used in session names (default: %(default)s)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable input file instead of skipping it")
@@ -49,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = GenerationSpec(frames=args.frames, sessions=args.sessions, agent=args.agent, seed=args.seed,
                               rate_hz=args.rate, sensors=not args.no_sensors, start_time=args.start_time,
-                              shard=args.shard)
+                              shard=args.shard,
+                              density=TrafficDensity.none() if args.static else
+                              TrafficDensity(args.vehicles, args.pedestrians, args.drones))
         if args.input:
             for item in args.input:
                 if not Path(item).exists():
@@ -59,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                         "built-in sample district")
         report = generate_sessions(args.output, args.input, spec=spec, workers=max(1, args.workers),
                                    strict=args.strict, progress=not args.quiet)
-    except (GenerationError, ValueError, OSError) as exc:
+    except (GenerationError, ValueError, OSError) as exc:  # CityModelError and bad densities are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.summary())

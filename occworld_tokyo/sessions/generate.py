@@ -1,6 +1,7 @@
 """Generate drone/rover sessions from a city model: the engine behind `scripts/plateau_to_occworld.py`.
 
-city mesh -> voxel world -> per session: trajectory -> per frame: ego crop (+ lidar, camera, masks) -> files.
+city mesh -> voxel world -> per session: trajectory + moving agents (traffic) -> per frame: ego crop with the
+agents painted in (+ lidar, camera, masks, which see the agents too) -> files.
 Sessions are independent: a process pool runs them in parallel (`workers`), `shard=(i, n)` keeps every
 n-th session for cluster array jobs, and finished sessions are skipped on re-runs. Each session's random
 stream is seeded by (seed, session index), so output is byte-identical for a seed whatever the worker count.
@@ -19,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from occworld_tokyo import __version__, labels
+from occworld_tokyo.agents import AgentStates, TrafficDensity, TrafficRecording
 from occworld_tokyo.citymodel.mesh import CityMesh
 from occworld_tokyo.grid import DEFAULT_GRID, GridSpec
 from occworld_tokyo.sessions import layout, writer
@@ -40,6 +42,7 @@ class GenerationSpec:
     start_time: str = "20240101_120000"  # synthetic recording clock for the session names
     shard: tuple[int, int] = (0, 1)
     jpeg_quality: int = 90
+    density: TrafficDensity = TrafficDensity()  # moving agents per km^2; TrafficDensity.none() = static city
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -119,12 +122,56 @@ def plan_trajectory(world, agent: str, frames: int, rate_hz: float, rng: np.rand
     return planner(world, frames, rate_hz=rate_hz, rng=rng)
 
 
-def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generator) -> writer.FrameData:
-    """The occupancy crop of frame i, plus lidar, camera image and visibility masks when sensors are on."""
+EGO_CLEARANCE = {"drone": 3.0, "rover": 2.0}  # metres kept between the ego and any moving agent
+
+
+def simulate_session_traffic(world, traj: Trajectory, spec: GenerationSpec, index: int) -> TrafficRecording:
+    """The moving agents of one session: simulated over the trajectory's area plus a margin (the grid's
+    half-diagonal and room to drive into view), with its own random stream, and without the agents that
+    would ever come within `EGO_CLEARANCE` of the ego (removed for the whole session, so ids stay stable)."""
+    from occworld_tokyo.agents import simulate_traffic
+
+    margin = 80.0
+    x, y = traj.position[:, 0], traj.position[:, 1]
+    bx0, by0, bx1, by1 = world.bounds_xy
+    region = (max(x.min() - margin, bx0), max(y.min() - margin, by0), min(x.max() + margin, bx1), min(y.max() + margin, by1))
+    rec = simulate_traffic(world, len(traj), spec.rate_hz, np.random.default_rng([spec.seed, index, 1]),
+                           spec.density, region=region)
+    return drop_agents_near_ego(rec, traj, EGO_CLEARANCE.get(traj.agent_type, 2.0))
+
+
+def drop_agents_near_ego(rec: TrafficRecording, traj: Trajectory, clearance: float) -> TrafficRecording:
+    """Remove every agent whose box, grown by `clearance`, contains the ego position in any frame."""
+    bad: set[int] = set()
+    for i in range(len(rec)):
+        st = rec.at(i)
+        if not len(st):
+            continue
+        d = traj.position[i] - st.centers
+        c, s = np.cos(st.yaws), np.sin(st.yaws)
+        local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1], d[:, 2]], axis=1)
+        inside = np.all(np.abs(local) <= st.sizes / 2 + clearance, axis=1)
+        bad.update(st.ids[inside].tolist())
+    if not bad:
+        return rec
+    frames = [st.select(~np.isin(st.ids, list(bad))) for st in rec.frames]
+    return TrafficRecording(frames, rec.rate_hz, {**rec.info, "removed_near_ego": len(bad)})
+
+
+def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generator,
+                 agents: AgentStates | None = None) -> writer.FrameData:
+    """Frame i: the occupancy crop with the moving agents painted in and their annotation boxes, plus lidar,
+    camera image and visibility masks (which see the agents too) when sensors are on."""
+    from occworld_tokyo.agents import agent_mesh, annotations, paint_agents
+
     pos, quat = traj.position[i], traj.quat_xyzw[i]
     frame = ctx.world.ego_frame(float(pos[0]), float(pos[1]), float(traj.yaw[i]))
     occ, inst = ctx.world.crop(frame, ctx.grid)
-    data = writer.FrameData(occupancy=occ, instances=inst, ground_height=frame.ground_z)
+    agents = agents if agents is not None else AgentStates.empty()
+    if len(agents):
+        paint_agents(occ, inst, frame, agents, ctx.grid)
+    data = writer.FrameData(occupancy=occ, instances=inst, ground_height=frame.ground_z,
+                            annotations=annotations(agents, frame, ctx.grid, occupancy_instances=inst))
     if not ctx.spec.sensors:
         return data
     from occworld_tokyo.sensors import (RayCaster, camera_mask, default_camera, default_lidar, encode_jpeg,
@@ -134,10 +181,14 @@ def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generat
     if ctx.caster is None:  # the sensors see the city plus the estimated ground where the data has no dem
         ctx.sensor_mesh = sensor_mesh(ctx.mesh, ctx.world)
         ctx.caster = RayCaster(ctx.sensor_mesh)
+    caster, mesh = ctx.caster, ctx.sensor_mesh
+    if len(agents):  # this frame's scene: the static city plus the agents' boxes
+        mesh = CityMesh.concatenate([ctx.sensor_mesh, agent_mesh(agents)])
+        caster = RayCaster(mesh)
     lidar_spec = default_lidar(traj.agent_type)
-    scan = scan_lidar(ctx.caster, ctx.sensor_mesh, pos, quat, frame, lidar_spec, rng)
+    scan = scan_lidar(caster, mesh, pos, quat, frame, lidar_spec, rng)
     cam_spec = default_camera(traj.agent_type)
-    cam = render_camera(ctx.caster, ctx.sensor_mesh, pos, quat, cam_spec)
+    cam = render_camera(caster, mesh, pos, quat, cam_spec)
     data.lidar = scan.points
     data.mask_lidar = lidar_mask(scan.origin_ego, scan.points[:, :3], ctx.grid,
                                  miss_dirs_ego=scan.miss_dirs_ego, max_range=lidar_spec.max_range)
@@ -146,7 +197,7 @@ def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generat
     return data
 
 
-def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory) -> dict:
+def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory, traffic: TrafficRecording) -> dict:
     meta = {
         "name": name,
         "agent_type": traj.agent_type,
@@ -166,6 +217,14 @@ def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory) -> dict
         "grid": ctx.grid.to_dict(),
         "labels": labels.label_table(),
         "sensors": None,
+        "traffic": {
+            "density_per_km2": {"vehicles": ctx.spec.density.vehicles_per_km2,
+                                "pedestrians": ctx.spec.density.pedestrians_per_km2,
+                                "drones": ctx.spec.density.drones_per_km2},
+            "agents": int(len(traffic.all_ids())),
+            # plain facts only: the simulation's wall-clock time would break byte-identical output
+            "info": {k: v for k, v in traffic.info.items() if isinstance(v, (int, float, str)) and k != "seconds"},
+        },
     }
     if ctx.spec.sensors:
         from occworld_tokyo.sensors import default_camera, default_lidar
@@ -183,14 +242,15 @@ def _run_session(job: tuple[int, str, str]) -> tuple[str, int]:
     assert ctx is not None, "generation context missing in worker"
     rng = np.random.default_rng([ctx.spec.seed, index])
     traj = plan_trajectory(ctx.world, agent, ctx.spec.frames, ctx.spec.rate_hz, rng)
+    traffic = simulate_session_traffic(ctx.world, traj, ctx.spec, index)
     out_root = ctx.output
-    tmp = writer.make_session_tmp(out_root, name)
+    tmp = writer.make_session_tmp(out_root, name, sensors=ctx.spec.sensors)
     for i in range(len(traj)):
-        writer.write_frame(tmp, i, traj, render_frame(ctx, traj, i, rng))
+        writer.write_frame(tmp, i, traj, render_frame(ctx, traj, i, rng, traffic.at(i)))
         if _PROGRESS is not None:
             with _PROGRESS.get_lock():
                 _PROGRESS.value += 1
-    writer.finish_session(tmp, out_root / name, session_meta(ctx, index, name, traj))
+    writer.finish_session(tmp, out_root / name, session_meta(ctx, index, name, traj, traffic))
     return name, len(traj)
 
 

@@ -6,6 +6,7 @@
         poses/NNNNNN.json
         lidar/NNNNNN_LIDAR.npy           float32 (N, 4) x, y, z, intensity (ego frame)
         images/NNNNNN_CAM_FRONT.jpg      900 x 1600 x 3
+        annotations/NNNNNN.json          moving agents' boxes (id, class, centre, size, yaw, velocity; ego frame)
 A session folder is complete when it has a meta.json: sessions are written under a temporary name
 (`.tmp_<name>`) and renamed at the end, so a half-written session never carries its final name.
 """
@@ -20,8 +21,8 @@ from pathlib import Path
 AGENT_TYPES = ("drone", "rover")
 SESSION_RE = re.compile(r"^(drone|rover)_(\d{8})_(\d{6})(?:_(\d+))?$")
 TMP_PREFIX = ".tmp_"
-MANIFEST_NAME = "generation.json"
-SUBDIRS = ("occupancy", "poses", "lidar", "images")
+SUBDIRS = ("occupancy", "poses", "annotations")
+SENSOR_SUBDIRS = ("lidar", "images")
 
 
 def occupancy_path(session: Path, frame: int) -> Path:
@@ -38,6 +39,10 @@ def lidar_path(session: Path, frame: int) -> Path:
 
 def image_path(session: Path, frame: int, camera: str = "CAM_FRONT") -> Path:
     return session / "images" / f"{frame:06d}_{camera}.jpg"
+
+
+def annotation_path(session: Path, frame: int) -> Path:
+    return session / "annotations" / f"{frame:06d}.json"
 
 
 def session_name(agent_type: str, start: datetime, suffix: int | None = None) -> str:
@@ -73,13 +78,13 @@ def find_sessions(root: Path) -> list[Path]:
 
 
 def foreign_entries(root: Path) -> list[str]:
-    """Entries of an output folder that this generator did not write (sessions, temporaries, the manifest)."""
+    """Entries of an output folder that this generator did not write (sessions and their temporaries)."""
     root = Path(root)
     if not root.is_dir():
         return []
     out = []
     for p in sorted(root.iterdir()):
-        if p.name == MANIFEST_NAME or p.name.startswith(TMP_PREFIX):
+        if p.name.startswith(TMP_PREFIX):
             continue
         if p.is_dir() and SESSION_RE.match(p.name):
             continue

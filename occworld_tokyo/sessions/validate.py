@@ -35,6 +35,7 @@ class SessionCheck:
     total_voxels: int = 0
     empty_frames: int = 0
     lidar_points: int = 0
+    annotated_objects: int = 0
 
     def problem(self, file: Path | str, message: str) -> None:
         self.problems.append(f"{file}: {message}")
@@ -99,6 +100,29 @@ def _check_occupancy(check: SessionCheck, path: Path, shape: tuple[int, ...], se
     check.empty_frames += int(counts[labels.FREE] == occ.size)
 
 
+ANNOTATION_KEYS = ("id", "class", "center", "size", "yaw", "velocity")
+
+
+def _check_annotations(check: SessionCheck, path: Path, i: int) -> None:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        check.problem(path, f"unreadable annotations JSON ({exc})")
+        return
+    if record.get("frame") != i or not isinstance(record.get("objects"), list):
+        check.problem(path, "annotations need 'frame' (this frame's index) and an 'objects' list")
+        return
+    for obj in record["objects"]:
+        missing = [k for k in ANNOTATION_KEYS if k not in obj]
+        if missing:
+            check.problem(path, f"annotation object {obj.get('id')} misses field(s) {missing}")
+            return
+        if len(obj["center"]) != 3 or len(obj["size"]) != 3 or min(obj["size"]) <= 0:
+            check.problem(path, f"annotation object {obj['id']}: 'center' and 'size' need 3 values, sizes > 0")
+            return
+    check.annotated_objects += len(record["objects"])
+
+
 def _check_sensors(check: SessionCheck, session: Path, i: int) -> None:
     lp = layout.lidar_path(session, i)
     if not lp.is_file():
@@ -155,6 +179,12 @@ def check_session(session: Path) -> SessionCheck:
         prev_t = t if t is not None else prev_t
         if sensors:
             _check_sensors(check, session, i)
+        if (session / "annotations").is_dir():
+            ap = layout.annotation_path(session, i)
+            if ap.is_file():
+                _check_annotations(check, ap, i)
+            else:
+                check.problem(ap, "missing annotations file (the session has an annotations/ folder)")
         check.frames += 1
     if check.frames and check.empty_frames == check.frames:
         check.problem(session, "every frame is empty (all free): the trajectory never sees the city")
@@ -177,13 +207,15 @@ def validate(root: Path) -> tuple[list[SessionCheck], list[str]]:
 
 
 def format_summary(checks: list[SessionCheck], folder_problems: list[str]) -> str:
-    lines = [f"{'session':<34} {'frames':>6} {'occupied %':>10} {'empty':>5} {'lidar pts/frame':>15}  status"]
+    lines = [f"{'session':<34} {'frames':>6} {'occupied %':>10} {'empty':>5} {'lidar pts/frame':>15} "
+             f"{'agents/frame':>12}  status"]
     total = np.zeros(labels.NUM_CLASSES, dtype=np.int64)
     voxels = 0
     for c in checks:
         occ_pct = 100.0 * (1 - c.class_voxels[labels.FREE] / c.total_voxels) if c.total_voxels else 0.0
         pts = c.lidar_points / c.frames if c.frames else 0
-        lines.append(f"{c.path.name:<34} {c.frames:>6} {occ_pct:>10.2f} {c.empty_frames:>5} {pts:>15.0f}  "
+        agents = c.annotated_objects / c.frames if c.frames else 0
+        lines.append(f"{c.path.name:<34} {c.frames:>6} {occ_pct:>10.2f} {c.empty_frames:>5} {pts:>15.0f} {agents:>12.1f}  "
                      f"{'ok' if not c.problems else f'{len(c.problems)} problem(s)'}")
         total += c.class_voxels
         voxels += c.total_voxels

@@ -29,6 +29,7 @@ class FrameData:
     mask_camera: np.ndarray | None = None  # (200, 200, 121) bool
     lidar: np.ndarray | None = None  # (N, 4) float32
     image_jpeg: bytes | None = None
+    annotations: list[dict] | None = None  # moving agents' boxes in the ego frame (occworld_tokyo.agents)
 
 
 def _xyz(v: np.ndarray) -> dict[str, float]:
@@ -81,14 +82,17 @@ def write_frame(session_dir: Path, i: int, traj: Trajectory, data: FrameData) ->
         np.save(layout.lidar_path(session_dir, i), data.lidar.astype(np.float32, copy=False))
     if data.image_jpeg is not None:
         layout.image_path(session_dir, i).write_bytes(data.image_jpeg)
+    if data.annotations is not None:
+        write_json(layout.annotation_path(session_dir, i), {"frame": int(i), "timestamp": float(traj.t[i]),
+                                                              "objects": data.annotations})
 
 
-def make_session_tmp(root: Path, name: str) -> Path:
+def make_session_tmp(root: Path, name: str, sensors: bool = True) -> Path:
     """A fresh temporary folder for a session (any leftover of a crashed run is removed first)."""
     tmp = root / f"{layout.TMP_PREFIX}{name}"
     if tmp.exists():
         remove_tree(tmp)
-    for sub in layout.SUBDIRS:
+    for sub in layout.SUBDIRS + (layout.SENSOR_SUBDIRS if sensors else ()):
         (tmp / sub).mkdir(parents=True)
     return tmp
 
