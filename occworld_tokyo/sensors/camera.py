@@ -1,4 +1,11 @@
-"""Camera rendering by ray casting: one primary ray per pixel against the city mesh.
+"""Camera rendering: per pixel, the first surface on the primary ray through the pixel centre.
+
+Visibility (which triangle each pixel ray meets first, and how far) is what one Embree ray per pixel gives;
+for step 1 it is computed by `raster.py` instead: every triangle is rasterised at the pixel-centre rays
+(numba), and only the pixels where that is numerically ambiguous (a triangle boundary within 0.01 px of the
+pixel centre, two surfaces within 1e-5 relative depth, a hit at the far limit) are ray cast with Embree. The
+result equals the all-rays render in every label and sky pixel; depths differ by float32 rounding
+(measured <= 6e-5 relative, docs/benchmarks.md "Sensors"); `tests/test_sensors_camera_fast.py` checks this.
 
 Shading (docs/sensors.md): the hit object's class colour (`labels.palette()`), varied slightly per
 instance so neighbouring buildings stay distinguishable, lit by ambient + Lambert(sun) on the triangle's

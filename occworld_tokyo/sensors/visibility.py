@@ -130,18 +130,17 @@ def lidar_mask(origin_ego: np.ndarray, points_ego_hit: np.ndarray, grid: GridSpe
 
 
 @njit(cache=True)
-def _camera_rays(depth, stride, fx, fy, cx, cy, origin, r_ego_cam, lower, vsize, far):
-    """Voxel-unit segment ends of every `stride`-th pixel ray, and the hit point of every pixel.
+def _camera_rays(depth, stride, fx, fy, cx, cy, origin, r_ego_cam, lower, vsize, far, shape, mask):
+    """Voxel-unit segment ends of every `stride`-th pixel ray; marks the voxel of every pixel's hit point.
 
-    Returns (ends (M, 3), hits (P, 3)): ends of the sampled rays (their surface point, or `far` metres out
-    for sky), hit points of all pixels with a finite depth; all in voxel units of the grid.
+    Returns ends (M, 3) of the sampled rays (their surface point, or `far` metres out for sky), in voxel
+    units of the grid; the voxel holding each finite-depth pixel's surface point is set in `mask` (points
+    outside the grid are ignored). One pass, no per-pixel hit array.
     """
     h, w = depth.shape
     n_s = ((h + stride - 1) // stride) * ((w + stride - 1) // stride)
     ends = np.empty((n_s, 3))
-    hits = np.empty((h * w, 3))
     m = 0
-    p = 0
     for v in range(h):
         yc = (v + 0.5 - cy) / fy
         for u in range(w):
@@ -162,18 +161,10 @@ def _camera_rays(depth, stride, fx, fy, cx, cy, origin, r_ego_cam, lower, vsize,
                 ends[m, 0], ends[m, 1], ends[m, 2] = e0, e1, e2
                 m += 1
             if np.isfinite(d):
-                hits[p, 0], hits[p, 1], hits[p, 2] = e0, e1, e2
-                p += 1
-    return ends[:m], hits[:p]
-
-
-@njit(cache=True)
-def _mark_points(points, shape, mask):
-    """Mark the voxel holding each point (voxel units); points outside the grid are ignored."""
-    for r in range(points.shape[0]):
-        i, j, k = np.floor(points[r, 0]), np.floor(points[r, 1]), np.floor(points[r, 2])
-        if 0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]:
-            mask[int(i), int(j), int(k)] = 1
+                i, j, k = np.floor(e0), np.floor(e1), np.floor(e2)
+                if 0 <= i < shape[0] and 0 <= j < shape[1] and 0 <= k < shape[2]:
+                    mask[int(i), int(j), int(k)] = 1
+    return ends[:m]
 
 
 def camera_mask(depth: np.ndarray, position: np.ndarray, quat_xyzw: np.ndarray, frame: EgoFrame,
@@ -194,10 +185,9 @@ def camera_mask(depth: np.ndarray, position: np.ndarray, quat_xyzw: np.ndarray, 
     vsize = np.array(grid.voxel_size, dtype=np.float64)
     shape = np.array(grid.shape, dtype=np.int64)
     far = float(np.linalg.norm(np.array(grid.shape) * vsize)) + float(np.linalg.norm(origin_ego - grid.lower))
-    ends, hits = _camera_rays(depth, int(stride), float(spec.fx), float(spec.fy), float(spec.cx), float(spec.cy),
-                              origin_ego, r_ego_cam, grid.lower, vsize, far)
     mask = np.zeros(grid.shape, dtype=np.uint8)
+    ends = _camera_rays(depth, int(stride), float(spec.fx), float(spec.fy), float(spec.cx), float(spec.cy),
+                        origin_ego, r_ego_cam, np.asarray(grid.lower, np.float64), vsize, far, shape, mask)
     o_vox = _to_voxel_units(origin_ego[None], grid)
     _traverse_segments(np.repeat(o_vox, len(ends), axis=0), ends, True, shape, mask)
-    _mark_points(hits, shape, mask)
     return mask.view(bool)
