@@ -91,7 +91,16 @@ def child(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
         if step >= args.warmup:
             times.append(time.perf_counter() - t0)
+    encode_s = None
+    if args.part == "world":  # the frozen tokenizer's share of the step: encoding all frames without grad
+        with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            t0 = time.perf_counter()
+            model.vae.encode(occ)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            encode_s = time.perf_counter() - t0
     result = {
+        "encode_s": encode_s,
         "part": args.part, "batch": args.batch, "frames": frames, "device": str(device),
         "amp": (str(amp_dtype).replace("torch.", "") if use_amp else "fp32"),
         "step_s_mean": statistics.mean(times), "step_s_min": min(times),
@@ -141,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(res)
             print(f"{part:<9} batch {batch} frames {res['frames']:>2} {res['device']} {res['amp']}: "
                   f"{res['step_s_mean']:.2f} s/step (min {res['step_s_min']:.2f}), peak +{res['peak_mem_mib']:.0f} MiB"
-                  f", trainable {res['trainable_params']:,}", flush=True)
+                  f", trainable {res['trainable_params']:,}"
+                  + (f", of which tokenizer encode {res['encode_s']:.2f} s" if res.get("encode_s") else ""), flush=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=1))
     return 0

@@ -9,6 +9,16 @@ import torch
 from occworld_tokyo.model.losses import code_ce, lovasz_softmax, occupancy_ce
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a shared, loaded 2-core machine OpenMP spinning makes them
+    many times slower; restore the setting afterwards so other test modules are unaffected."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _textbook_lovasz(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     probs = logits.softmax(1)
     losses = []

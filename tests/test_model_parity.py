@@ -21,6 +21,16 @@ WORLD_JSON, VQVAE_JSON = REF / "occworld_world_model_state_dict.json", REF / "oc
 pytestmark = pytest.mark.skipif(not WORLD_JSON.is_file(), reason="reference JSON files not present")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a shared, loaded 2-core machine OpenMP spinning makes them
+    many times slower; restore the setting afterwards so other test modules are unaffected."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _ref(path: Path) -> dict:
     return json.loads(path.read_text())
 
@@ -154,6 +164,12 @@ def test_tokenizer_provenance_roundtrip(tmp_path):
     assert report.modules["vae.encoder"].loaded and report.modules["transformer"].missing
     assert torch.equal(world.vae.vqvae.embedding.weight, vae.vqvae.embedding.weight)
     check_tokenizer_trained(world)
+    # a project checkpoint of a tokenizer that was never trained does not count
+    torch.save({"state_dict": vae.state_dict(), "meta": {"tokenizer_grid": None}}, path)
+    world = build_model(tiny_model_config())
+    load_pretrained(world, path, log=lambda s: None)
+    with pytest.raises(TokenizerNotTrainedError):
+        check_tokenizer_trained(world)
     # a file whose meta says another grid does not count
     torch.save({"state_dict": vae.state_dict(), "meta": {"tokenizer_grid": [64, 64, 8, 14]}}, path)
     world = build_model(tiny_model_config())

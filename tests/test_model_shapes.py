@@ -12,6 +12,16 @@ from occworld_tokyo.model import (TokenizerNotTrainedError, build_model, check_t
 B, X, Y, Z, C = 2, 32, 32, 8, 14
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models gain nothing from threads, and on a shared, loaded 2-core machine OpenMP spinning makes them
+    many times slower; restore the setting afterwards so other test modules are unaffected."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _batch(frames: int = 4, seed: int = 0, pose_dim: int = 13):
     g = torch.Generator().manual_seed(seed)
     occ = torch.randint(0, C, (B, frames, X, Y, Z), generator=g)
@@ -205,3 +215,30 @@ def test_build_model_rejects_unknown_keys_and_types():
     cfg["transformer"]["embed_dim"] = 32
     with pytest.raises(ValueError, match="e_dim"):
         build_model(cfg)
+
+
+def test_forward_train_from_cached_codes_matches():
+    model = _world()
+    model.eval()  # no dropout: both paths must give the same numbers
+    occ, poses = _batch()
+    _, codes = model.vae.encode(occ)
+    a = model.forward_train(occ, poses)
+    b = model.forward_train_codes(codes, poses)
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-5), key
+    b["loss"].backward()
+    assert model.transformer.conv_out.weight.grad is not None
+    with pytest.raises(RuntimeError, match="freeze_vae"):
+        _world(freeze_vae=False).forward_train_codes(codes, poses)
+
+
+def test_chunked_no_grad_encoding_equals_full():
+    torch.manual_seed(0)
+    vae = build_model({**tiny_model_config(), "type": "VAERes2D"})
+    vae.eval()
+    occ, _ = _batch(frames=3)
+    with torch.no_grad():
+        z_a, loss_a, idx_a = vae._encode(occ, no_grad_chunk=2)    # 6 frames in chunks of 2
+        z_b, loss_b, idx_b = vae._encode(occ, no_grad_chunk=100)  # all at once
+    assert torch.equal(idx_a, idx_b)
+    assert torch.allclose(z_a, z_b, atol=1e-5) and torch.allclose(loss_a, loss_b, atol=1e-6)

@@ -171,7 +171,8 @@ def load_pretrained(model: nn.Module, path: str | Path, *, allow_pickle: bool = 
 
     Raises CheckpointError when the file is missing (message has the download command), needs pickle without
     allow_pickle, or when no tensor at all could be loaded. Marks the tokenizer as trained for its grid when all
-    of its tensors loaded and the file's `meta['tokenizer_grid']` (if any) agrees with the model's grid.
+    of its tensors loaded and either the file's `meta['tokenizer_grid']` equals the model's (X, Y, Z, classes)
+    or the file has no `meta` entry for it (a foreign file such as the released checkpoint).
     """
     state, meta = extract_state_dict(read_checkpoint(path, allow_pickle=allow_pickle))
     state = _align_to_model(state, model)
@@ -204,7 +205,10 @@ def load_pretrained(model: nn.Module, path: str | Path, *, allow_pickle: bool = 
         vae_names = [n for n in own if n.startswith(prefix)]
         complete = all(n in to_load for n in vae_names)
         file_grid = meta.get("tokenizer_grid")
-        if complete and (file_grid is None or tuple(file_grid) == vae.grid_signature()):
+        # a project checkpoint always has meta['tokenizer_grid'] (None = never trained); a foreign file (the
+        # released one) has no meta: a complete tokenizer of the same shapes counts as trained for this grid
+        foreign = "tokenizer_grid" not in meta
+        if complete and (foreign or (file_grid is not None and tuple(file_grid) == vae.grid_signature())):
             vae.tokenizer_grid = vae.grid_signature()
             result.tokenizer_grid = vae.tokenizer_grid
         elif complete and file_grid is not None:

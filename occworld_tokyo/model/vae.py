@@ -278,11 +278,18 @@ class VAERes2D(nn.Module):
         h = h.view(n, self.grid_size[2], self.expansion, x, y)
         return torch.einsum("nzexy,ce->ncxyz", h, self.class_embeds.weight.to(h.dtype))
 
-    def _encode(self, occ: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """occ (B, F, X, Y, Z) -> (z_q (B*F, e_dim, h, w) straight-through, embed loss, indices (B*F, h, w))."""
-        b, f = occ.shape[:2]
-        z = self.vqvae.quant_conv(self.encoder(self.embed(occ.flatten(0, 1))))
-        return self.vqvae.quantize(z)
+    def _encode(self, occ: Tensor, no_grad_chunk: int = 2) -> tuple[Tensor, Tensor, Tensor]:
+        """occ (B, F, X, Y, Z) -> (z_q (B*F, e_dim, h, w) straight-through, embed loss, indices (B*F, h, w)).
+        Without autograd (frozen tokenizer, inference) frames are encoded `no_grad_chunk` at a time, so the
+        folded input (Z*8 x X x Y floats per frame, 155 MB for Tokyo) exists for a few frames only."""
+        flat = occ.flatten(0, 1)
+        if torch.is_grad_enabled() or flat.shape[0] <= no_grad_chunk:
+            return self.vqvae.quantize(self.vqvae.quant_conv(self.encoder(self.embed(flat))))
+        parts = [self.vqvae.quantize(self.vqvae.quant_conv(self.encoder(self.embed(flat[i:i + no_grad_chunk]))))
+                 for i in range(0, flat.shape[0], no_grad_chunk)]
+        sizes = torch.tensor([p[0].shape[0] for p in parts], dtype=torch.float32)
+        loss = (torch.stack([p[1] for p in parts]) * sizes).sum() / sizes.sum()
+        return torch.cat([p[0] for p in parts]), loss, torch.cat([p[2] for p in parts])
 
     # -- API -----------------------------------------------------------------------------------------------
     def encode(self, occ: Tensor) -> tuple[Tensor, Tensor]:

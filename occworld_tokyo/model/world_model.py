@@ -119,14 +119,29 @@ class TransVQVAE(nn.Module):
             raise ValueError(f"occ {tuple(occ.shape)} and poses {tuple(poses.shape)} disagree "
                              f"(expected poses (B, F, {self.pose_dim}))")
         tokens, codes, vq_loss = self._tokenize(occ)
+        out = self._forward_tokens(tokens, codes, poses)
+        if not self.freeze_vae:
+            out["loss"] = out["loss"] + self.vae.loss_weights["embed"] * vq_loss
+        return out
+
+    def forward_train_codes(self, codes: Tensor, poses: Tensor) -> dict[str, Tensor]:
+        """Same step from precomputed code indices (B, F, h, w) (e.g. `vae.encode(occ)[1]` cached once per frame
+        while the tokenizer is frozen: encoding is most of a CPU step). Requires freeze_vae=True."""
+        if not self.freeze_vae:
+            raise RuntimeError("forward_train_codes needs a frozen tokenizer (freeze_vae=True); use forward_train")
+        if codes.shape[:2] != poses.shape[:2] or poses.shape[-1] != self.pose_dim:
+            raise ValueError(f"codes {tuple(codes.shape)} and poses {tuple(poses.shape)} disagree")
+        b, f = codes.shape[:2]
+        tokens = self.vae.vqvae.lookup(codes.flatten(0, 1)).view(b, f, self.vae.e_dim, *codes.shape[2:])
+        return self._forward_tokens(tokens, codes, poses)
+
+    def _forward_tokens(self, tokens: Tensor, codes: Tensor, poses: Tensor) -> dict[str, Tensor]:
         logits, feat = self.transformer(tokens[:, :-1], self.pose_encoder(poses[:, :-1].to(tokens.dtype)))
         target = codes[:, 1:]
         ce_codes = code_ce(logits, target)
         pose_pred = self._next_pose(feat, poses[:, :-1], poses[:, 1:])
         pose_loss = self._pose_loss(pose_pred, poses[:, 1:])
         loss = ce_codes + self.pose_loss_weight * pose_loss
-        if not self.freeze_vae:
-            loss = loss + self.vae.loss_weights["embed"] * vq_loss
         code_acc = (logits.detach().argmax(2) == target).float().mean()
         return {"loss": loss, "ce_codes": ce_codes.detach(), "pose_loss": pose_loss.detach(), "code_acc": code_acc}
 
