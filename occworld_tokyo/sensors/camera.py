@@ -5,7 +5,7 @@ for step 1 it is computed by `raster.py` instead: every triangle is rasterised a
 (numba), and only the pixels where that is numerically ambiguous (a triangle boundary within 0.01 px of the
 pixel centre, two surfaces within 1e-5 relative depth, a hit at the far limit) are ray cast with Embree. The
 result equals the all-rays render in every label and sky pixel; depths differ by float32 rounding
-(measured <= 6e-5 relative, docs/benchmarks.md "Sensors"); `tests/test_sensors_camera_fast.py` checks this.
+(measured <= 6e-5 relative at grazing incidence, docs/benchmarks.md "Sensors"); `tests/test_sensors_camera_fast.py` checks this.
 
 Shading (docs/sensors.md): the hit object's class colour (`labels.palette()`), varied slightly per
 instance so neighbouring buildings stay distinguishable, lit by ambient + Lambert(sun) on the triangle's
@@ -146,14 +146,14 @@ def _render(caster: RayCaster, mesh: CityMesh, position: np.ndarray, quat_xyzw: 
     _camera_rays_world(unit_cam, r_wc, origin, float(spec.near), starts, dirs)
     tri_label, tri_tint, tris = _mesh_tables(caster, mesh)
     if step == 1 and not all_rays:
-        ids, z1, z2, za = raster_nearest(tris, origin, np.ascontiguousarray(r_wc.T), float(spec.fx), float(spec.fy),
-                                     float(spec.cx), float(spec.cy), float(spec.near), spec.height, spec.width,
-                                         EDGE_EPS_PX)
+        ids, z1, z2, e1, e2, za = raster_nearest(
+            tris, origin, np.ascontiguousarray(r_wc.T), float(spec.fx), float(spec.fy), float(spec.cx),
+            float(spec.cy), float(spec.near), spec.height, spec.width, EDGE_EPS_PX, TIE_REL)
         xs = (np.arange(spec.width) + 0.5 - spec.cx) / spec.fx
         ys = (np.arange(spec.height) + 0.5 - spec.cy) / spec.fy
         tri = np.empty(n, np.int32)
         dist = np.empty(n, np.float32)
-        todo = certain_hits(ids, z1, z2, za, xs, ys, float(spec.near), float(spec.far), TIE_REL, tri, dist)
+        todo = certain_hits(ids, z1, z2, e1, e2, za, xs, ys, float(spec.near), float(spec.far), TIE_REL, tri, dist)
         if len(todo):
             dist[todo], tri[todo] = caster.cast(starts[todo], dirs[todo], max_distance=spec.far, normalized=True)
     else:

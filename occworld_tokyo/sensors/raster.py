@@ -11,16 +11,19 @@ floating point decides: within ~1e-4 px of a triangle edge (the ray caster works
 float64) and where two surfaces lie at (almost) the same depth.
 
 So a pixel is *certain*, and takes the rasterised result, only if
-- it is not on the image border,
-- its 8 neighbours carry the same triangle id (or all show sky), so the triangle covers the whole 2 x 2 px
-  square around the pixel centre (a triangle's image is convex): the pixel is >= 1 px inside it, far from
-  any floating-point band of its edges;
-- the second-nearest surface along its ray is more than `TIE_REL` x depth behind the nearest one (no
-  coplanar duplicates / z-fighting), and the hit is not within `TIE_REL` of the far limit.
-All other pixels (silhouettes, triangle edges, ties: typically 10-25 % of a city frame) are cast with
-Embree, whose answer is kept. A certain pixel can still differ from a full ray cast only if a triangle the
-rasteriser missed by < ~1e-4 px at that pixel centre, and that covers none of its 8 neighbours, lies in
-front: a measure-zero band that the tests and docs/benchmarks.md quantify (no differing label seen).
+- no triangle's boundary (at a depth in front of or near its surface) passes within `EDGE_EPS_PX` of the
+  pixel centre: every inside test at that pixel is decided by a margin ~100x the float32 error (the ray
+  caster rounds rays and vertices to float32: ~1e-4 px);
+- the second-nearest surface along its ray lies clearly behind the nearest one: their depths z1 < z2 with
+  z2 - TIE_REL * e2 > z1 + TIE_REL * e1, e = z / |cos(incidence)| (the ray caster's float32 depth error
+  grows like 1/|cos| at grazing incidence), so coplanar duplicates and z-fighting go to Embree; the same
+  margin applies to ambiguous boundaries behind the surface and to the far limit.
+All other pixels are cast with Embree, whose answer is kept: on the real tile 0.05-0.2 % of a frame; on
+the sample district's drone views up to ~20 % (its road surfaces lie within a fraction of a millimetre
+of the terrain: z-fighting).
+Sky pixels are certain when no triangle boundary passes near them at any depth. A certain pixel could
+still differ from a full ray cast only if the ray caster's float32 error exceeded these margins (about
+100x its expected size); docs/benchmarks.md reports the measured differences (no label, none in sky).
 Distances of certain pixels are the exact float64 plane intersection rounded to float32 (the ray caster's
 float32 arithmetic differs in the last bits).
 """
@@ -31,22 +34,25 @@ import numpy as np
 from numba import njit
 
 EDGE_EPS_PX = 0.01  # pixel centres this close to a triangle boundary are ray cast
-TIE_REL = 1e-5  # relative depth gap below which two surfaces count as a tie (Embree decides)
+TIE_REL = 1e-5  # depth margin, in units of z / |cos(incidence)|, under which two surfaces count as a tie
 
 
 @njit(cache=True)
-def raster_nearest(tris, origin, r_cw, fx, fy, cx, cy, near, height, width, edge_eps_px):
+def raster_nearest(tris, origin, r_cw, fx, fy, cx, cy, near, height, width, edge_eps_px, tie_rel):
     """Rasterise float32 world triangles (T, 3, 3) for a pinhole camera at `origin` (world -> camera `r_cw`).
 
-    Returns ids (H, W) int32 (-1: no triangle), z1 (H, W) float64 optical depth of the nearest surface
-    (inf: none), z2 (H, W) float64 optical depth of the second nearest (inf: none), and za (H, W) float64
-    the nearest optical depth at which some triangle's boundary passes within `edge_eps_px` pixels of the
-    pixel centre (inf: none), i.e. where the inside test is numerically ambiguous.
+    Returns ids (H, W) int32 (-1: no triangle); z1, z2 (H, W) float64 optical depths of the nearest and
+    second nearest surface (inf: none); e1, e2 (H, W) float64 their depth error scales z / |cos(incidence)|
+    (|cos| clamped to >= 1e-3): the ray caster's float32 depth error grows like that at grazing incidence;
+    za (H, W) float64: the lowest `z - tie_rel * e` over triangles whose boundary passes within
+    `edge_eps_px` pixels of the pixel centre (inf: none), where the inside test is numerically ambiguous.
     """
     ids = np.full((height, width), -1, np.int32)
     z1 = np.full((height, width), np.inf)
     z2 = np.full((height, width), np.inf)
     za = np.full((height, width), np.inf)
+    e1 = np.full((height, width), np.inf)
+    e2 = np.full((height, width), np.inf)
     eps = edge_eps_px / fx  # in normalised image-plane units (x = X / Z)
     near_lo = near * (1.0 - 1e-6)
     xs = (np.arange(width) + 0.5 - cx) / fx
@@ -72,6 +78,7 @@ def raster_nearest(tris, origin, r_cw, fx, fy, cx, cy, near, height, width, edge
         nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
         if nx == 0.0 and ny == 0.0 and nz == 0.0:
             continue  # degenerate: never hit
+        gn = 1.0 / np.sqrt(nx * nx + ny * ny + nz * nz)
         k = nx * ax + ny * ay + nz * az  # = det(a, b, c): its sign orients the edge functions
         if k == 0.0:
             continue  # plane through the camera centre: seen edge-on, no pixel ray crosses it
@@ -125,7 +132,22 @@ def raster_nearest(tris, origin, r_cw, fx, fy, cx, cy, near, height, width, edge
             c1 = e1y * y + e1z
             c2 = e2y * y + e2z
             cn = ny * y + nz
-            for u in range(u0, u1 + 1):
+            # this row's span: each edge function (linear in x) must be >= -eps; widened by a pixel
+            xlo, xhi = -np.inf, np.inf
+            for ex, cc in ((e0x, c0), (e1x, c1), (e2x, c2)):
+                if ex > 0.0:
+                    xlo = max(xlo, (-eps - cc) / ex)
+                elif ex < 0.0:
+                    xhi = min(xhi, (-eps - cc) / ex)
+                elif cc < -eps:
+                    xhi = -np.inf
+            if xlo > xhi:
+                continue
+            ua = max(float(u0), np.floor(xlo * fx + cx - 0.5) - 1.0)
+            ub = min(float(u1), np.ceil(xhi * fx + cx - 0.5) + 1.0)
+            if ua > ub:
+                continue
+            for u in range(int(ua), int(ub) + 1):
                 x = xs[u]
                 s0 = e0x * x + c0
                 s1 = e1x * x + c1
@@ -137,26 +159,30 @@ def raster_nearest(tris, origin, r_cw, fx, fy, cx, cy, near, height, width, edge
                 if den == 0.0:
                     continue
                 z = k / den
-                if mrg <= eps:  # boundary within edge_eps_px: record the depth of the ambiguity
-                    if z >= near_lo and z < za[v, u]:
-                        za[v, u] = z
-                    if mrg < 0.0:
+                if z < near_lo:
+                    continue  # behind the near plane (with a margin)
+                if mrg <= eps or z < near:  # ambiguous: boundary within edge_eps_px, or at the near plane
+                    err = z / max(abs(den) * gn / np.sqrt(x * x + y * y + 1.0), 1e-3)
+                    za[v, u] = min(za[v, u], z - tie_rel * err)
+                    if mrg < 0.0 or z < near:
                         continue
-                if z < near:
-                    if z >= near_lo and z < za[v, u]:
-                        za[v, u] = z  # at the near plane: ambiguous too
-                    continue
+                if z >= z2[v, u]:
+                    continue  # behind two nearer surfaces
+                err = z / max(abs(den) * gn / np.sqrt(x * x + y * y + 1.0), 1e-3)
                 if z < z1[v, u]:
                     z2[v, u] = z1[v, u]
+                    e2[v, u] = e1[v, u]
                     z1[v, u] = z
+                    e1[v, u] = err
                     ids[v, u] = t
-                elif z < z2[v, u]:
+                else:
                     z2[v, u] = z
-    return ids, z1, z2, za
+                    e2[v, u] = err
+    return ids, z1, z2, e1, e2, za
 
 
 @njit(cache=True)
-def certain_hits(ids, z1, z2, za, xs, ys, near, far, tie_rel, tri, dist):
+def certain_hits(ids, z1, z2, e1, e2, za, xs, ys, near, far, tie_rel, tri, dist):
     """Fill tri / dist (flat, row-major) of the certain pixels (module docstring); returns the flat indices
     of the uncertain pixels, to be ray cast. dist is metres along the unit ray from its near-plane start."""
     h, w = ids.shape
@@ -167,15 +193,19 @@ def certain_hits(ids, z1, z2, za, xs, ys, near, far, tie_rel, tri, dist):
             n = v * w + u
             t = ids[v, u]
             z = z1[v, u]
-            za_ = za[v, u]  # no ambiguous boundary at or in front of the surface (sky: none at all)
-            ok = za_ == np.inf or za_ > z * (1.0 + tie_rel)
-            if ok and t >= 0:
-                if z2[v, u] - z <= tie_rel * z:
-                    ok = False
-                else:
+            if t < 0:  # sky: certain when no triangle boundary is near the pixel centre at all
+                ok = za[v, u] == np.inf
+                if ok:
+                    tri[n] = -1
+                    dist[n] = np.inf
+            else:
+                hi = z + tie_rel * e1[v, u]
+                # no ambiguous boundary at or in front of the surface; the next surface clearly behind
+                ok = za[v, u] > hi and (z2[v, u] == np.inf or z2[v, u] - tie_rel * e2[v, u] > hi)
+                if ok:
                     norm = np.sqrt(xs[u] * xs[u] + ys[v] * ys[v] + 1.0)
                     d = (z - near) * norm
-                    if abs(d - far) <= tie_rel * far:
+                    if abs(d - far) <= tie_rel * (far + e1[v, u] * norm):
                         ok = False
                     elif d > far:
                         tri[n] = -1
@@ -183,9 +213,6 @@ def certain_hits(ids, z1, z2, za, xs, ys, near, far, tie_rel, tri, dist):
                     else:
                         tri[n] = t
                         dist[n] = np.float32(d)
-            elif ok:
-                tri[n] = -1
-                dist[n] = np.inf
             if not ok:
                 todo[m] = n
                 m += 1
