@@ -85,6 +85,15 @@ def _camera_rays_world(unit_cam, r_wc, origin, near, starts, dirs):
 
 
 @njit(cache=True)
+def _camera_dirs_world(unit_cam, r_wc, dirs):
+    """World directions of all pixel rays (float32, in place): the `dirs` of `_camera_rays_world`, bit for bit."""
+    for n in range(unit_cam.shape[0]):
+        cx, cy, cz = unit_cam[n, 0], unit_cam[n, 1], unit_cam[n, 2]
+        for a in range(3):
+            dirs[n, a] = r_wc[a, 0] * cx + r_wc[a, 1] * cy + r_wc[a, 2] * cz
+
+
+@njit(cache=True)
 def _shade_pixels(dist, tri, dirs, unit_cam, near, tri_label, tri_tint, normals, palette, sun, ambient, diffuse,
                   fog_distance, horizon, zenith, rgb, depth, label_img):
     """Per-pixel colour, optical depth and label from the ray hits (the module docstring's shading)."""
@@ -141,11 +150,10 @@ def _render(caster: RayCaster, mesh: CityMesh, position: np.ndarray, quat_xyzw: 
     origin, r_wc = camera_pose_world(position, quat_xyzw, spec)
     unit_cam = _unit_rays_cam(spec, step)
     n = len(unit_cam)
-    starts = np.empty((n, 3), np.float32)
     dirs = np.empty((n, 3), np.float32)
-    _camera_rays_world(unit_cam, r_wc, origin, float(spec.near), starts, dirs)
     tri_label, tri_tint, tris = _mesh_tables(caster, mesh)
     if step == 1 and not all_rays:
+        _camera_dirs_world(unit_cam, r_wc, dirs)
         ids, z1, z2, e1, e2, za = raster_nearest(
             tris, origin, np.ascontiguousarray(r_wc.T), float(spec.fx), float(spec.fy), float(spec.cx),
             float(spec.cy), float(spec.near), spec.height, spec.width, EDGE_EPS_PX, TIE_REL)
@@ -155,8 +163,13 @@ def _render(caster: RayCaster, mesh: CityMesh, position: np.ndarray, quat_xyzw: 
         dist = np.empty(n, np.float32)
         todo = certain_hits(ids, z1, z2, e1, e2, za, xs, ys, float(spec.near), float(spec.far), TIE_REL, tri, dist)
         if len(todo):
-            dist[todo], tri[todo] = caster.cast(starts[todo], dirs[todo], max_distance=spec.far, normalized=True)
+            sub = np.ascontiguousarray(unit_cam[todo])
+            starts, sub_dirs = np.empty((len(todo), 3), np.float32), np.empty((len(todo), 3), np.float32)
+            _camera_rays_world(sub, r_wc, origin, float(spec.near), starts, sub_dirs)
+            dist[todo], tri[todo] = caster.cast(starts, sub_dirs, max_distance=spec.far, normalized=True)
     else:
+        starts = np.empty((n, 3), np.float32)
+        _camera_rays_world(unit_cam, r_wc, origin, float(spec.near), starts, dirs)
         dist, tri = caster.cast(starts, dirs, max_distance=spec.far, normalized=True)
     rgb = np.empty((n, 3), np.uint8)
     depth = np.empty(n, np.float32)
