@@ -1,0 +1,177 @@
+"""The main job's report: markdown + PNG figures + one metrics JSON, from what the pipeline wrote to disk.
+
+Reads the session folders (pictures of the data), the training work dirs (`metrics/*.json`, TensorBoard
+events for the loss curves) and a forecast folder; writes `report.md`, `metrics.json` and `*.png` beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from occworld_tokyo.reports.figures import bev_image, side_view  # noqa: E402
+from occworld_tokyo.sessions import layout  # noqa: E402
+
+METHODS = ("world_model", "copy_last", "ego_warp")
+HORIZONS = ("1s", "2s", "3s", "avg")
+
+
+def latest_metrics(work_dir: Path) -> dict | None:
+    """The newest `metrics/epoch_N.json` of a work dir (by epoch number), or None."""
+    files = sorted((work_dir / "metrics").glob("epoch_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    return json.loads(files[-1].read_text()) if files else None
+
+
+def scalar_curves(log_dir: Path, tags: tuple[str, ...]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """TensorBoard scalars (step, value) for the tags present."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    have = set(acc.Tags().get("scalars", []))
+    return {t: (np.array([e.step for e in acc.Scalars(t)]), np.array([e.value for e in acc.Scalars(t)]))
+            for t in tags if t in have}
+
+
+def _upscale(img: np.ndarray, size: int = 400) -> Image.Image:
+    k = max(1, size // max(img.shape[:2]))
+    return Image.fromarray(np.kron(img, np.ones((k, k, 1), np.uint8)))
+
+
+def data_figures(data: Path, out: Path) -> list[tuple[str, str]]:
+    """Camera image, lidar and occupancy pictures of one drone and one rover frame: (caption, file) pairs."""
+    figs = []
+    for agent in ("drone", "rover"):
+        sessions = [s for s in layout.find_sessions(data) if s.name.startswith(agent)]
+        if not sessions:
+            continue
+        s = sessions[0]
+        n = json.loads((s / "meta.json").read_text())["n_frames"]
+        i = n // 2
+        img = layout.image_path(s, i)
+        if img.is_file():
+            Image.open(img).resize((800, 450)).save(out / f"{agent}_camera.png")
+            figs.append((f"{agent} front camera, {s.name} frame {i}", f"{agent}_camera.png"))
+        with np.load(layout.occupancy_path(s, i)) as npz:
+            occ = npz["occupancy"]
+        _upscale(bev_image(occ), 400).save(out / f"{agent}_occupancy_bev.png")
+        _upscale(side_view(occ, z_scale=2), 400).save(out / f"{agent}_occupancy_side.png")
+        figs.append((f"{agent} occupancy 200x200x121, bird's-eye (X forward up, Y left left)", f"{agent}_occupancy_bev.png"))
+        figs.append((f"{agent} occupancy, side view (Z up; 1.25 m levels drawn 2 px)", f"{agent}_occupancy_side.png"))
+        lp = layout.lidar_path(s, i)
+        if lp.is_file():
+            pts = np.load(lp)
+            fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+            ax.scatter(pts[:, 1], pts[:, 0], s=0.2, c=pts[:, 2], cmap="viridis")
+            ax.set_xlim(40, -40), ax.set_ylim(-40, 40), ax.set_aspect("equal")
+            ax.set_xlabel("y left (m)"), ax.set_ylabel("x forward (m)")
+            ax.set_title(f"{agent} lidar, {len(pts)} points (colour: height)")
+            fig.tight_layout(), fig.savefig(out / f"{agent}_lidar.png"), plt.close(fig)
+            figs.append((f"{agent} lidar in the ego grid (80 m x 80 m shown)", f"{agent}_lidar.png"))
+    return figs
+
+
+def loss_figure(checkpoints: Path, out: Path) -> str | None:
+    curves = {}
+    for stage, sub in (("tokenizer", checkpoints / "tokenizer" / "logs"), ("world model", checkpoints / "logs")):
+        if sub.is_dir():
+            for tag, xy in scalar_curves(sub, ("train/loss", "val/loss")).items():
+                curves[f"{stage} {tag}"] = xy
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), dpi=100)
+    for name, (x, y) in curves.items():
+        ax = axes[0] if name.startswith("tokenizer") else axes[1]
+        ax.plot(x, y, marker="o" if name.endswith("val/loss") else None, label=name.split(" ", 1)[1] if
+                name.startswith("tokenizer") else name.split(" ", 2)[2])
+    for ax, title in zip(axes, ("stage 1: tokenizer", "stage 2: world model")):
+        ax.set_title(title), ax.set_xlabel("step"), ax.legend(), ax.set_yscale("log")
+    fig.tight_layout(), fig.savefig(out / "losses.png"), plt.close(fig)
+    return "losses.png"
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}"
+
+
+def results_tables(wm: dict, tok: dict | None) -> tuple[list[str], list[str]]:
+    """Markdown tables and a plain-words verdict."""
+    lines = ["| method | mIoU 1 s | 2 s | 3 s | avg | IoU 1 s | 2 s | 3 s | avg | VPQ |", "|---" * 10 + "|"]
+    fc, vpq = wm.get("forecast", {}), wm.get("vpq", {})
+    for m in METHODS:
+        if m not in fc:
+            continue
+        f = fc[m]
+        row = [_pct(f.get(f"miou_{h}")) for h in HORIZONS] + [_pct(f.get(f"iou_{h}")) for h in HORIZONS]
+        lines.append(f"| {m} | " + " | ".join(row) + f" | {_pct(vpq.get(m, {}).get('vpq'))} |")
+    lines += ["", "| planning | L2 1 s (m) | 2 s | 3 s | avg | collision rate |", "|---" * 6 + "|"]
+    for m, p in wm.get("planning", {}).items():
+        lines.append(f"| {m} | " + " | ".join(f"{p.get(f'l2_{h}', float('nan')):.2f}" for h in HORIZONS)
+                     + f" | {100 * p.get('collision_rate', float('nan')):.1f} % |")
+    rec = [("tokenizer, validation frames (stage 1)", (tok or {}).get("recon")),
+           ("tokenizer, future frames (ceiling of the forecast)", wm.get("recon_future"))]
+    lines += ["", "| reconstruction | mIoU | IoU |", "|---|---|---|"]
+    lines += [f"| {name} | {_pct(r.get('miou'))} | {_pct(r.get('iou'))} |" for name, r in rec if r]
+    verdict = []
+    for key, label in (("miou_avg", "mIoU (avg of 1/2/3 s)"), ("iou_avg", "IoU (avg of 1/2/3 s)")):
+        scores = {m: fc[m].get(key) for m in METHODS if m in fc and fc[m].get(key) is not None}
+        if scores:
+            best = max(scores, key=scores.get)
+            wmv = scores.get("world_model")
+            others = {m: v for m, v in scores.items() if m != "world_model"}
+            if wmv is not None and others:
+                best_base = max(others, key=others.get)
+                word = "beats" if wmv > others[best_base] else "does NOT beat"
+                verdict.append(f"- {label}: the world model ({_pct(wmv)}) {word} the best baseline "
+                               f"{best_base} ({_pct(others[best_base])}); best overall: {best}.")
+    return lines, verdict
+
+
+def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path | None, validation: str,
+                 generation: str, split_note: str, timings: dict[str, float]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    wm, tok = latest_metrics(checkpoints), latest_metrics(checkpoints / "tokenizer")
+    if wm is None:
+        raise RuntimeError(f"no evaluation metrics under {checkpoints / 'metrics'}: did stage 2 run an evaluation?")
+    figs = data_figures(data, out)
+    losses = loss_figure(checkpoints, out)
+    tables, verdict = results_tables(wm, tok)
+    md = ["# OccWorld Tokyo: main job report", "",
+          "Built-in sample district -> drone and rover sessions -> tokenizer (stage 1) -> world model (stage 2) -> "
+          "evaluation against two baselines. CPU-sized model and grid (config/tiny_vqvae.py, config/tiny_finetune.py: "
+          "the central 40 m x 40 m of the 200x200x121 grid at 0.8 m, 32 levels); numbers from a run of minutes are a "
+          "smoke test of the pipeline, not a trained model's quality.", "",
+          "## Data", "", f"    {generation}", "", "```", validation, "```", ""]
+    for caption, file in figs:
+        md += [f"![{caption}]({file})", f"*{caption}*", ""]
+    md += ["## Training", "", f"Split: {split_note}", ""]
+    if losses:
+        md += [f"![losses]({losses})", ""]
+    md += [f"Checkpoints and TensorBoard logs: `{checkpoints}` (`tensorboard --logdir {checkpoints}`).", "",
+           "## Results (validation)", "",
+           f"Forecast of {wm['val_samples']} validation windows after epoch {wm.get('epoch')}: history "
+           "4 frames, 6 future frames at 2 Hz (1 s / 2 s / 3 s = steps 2 / 4 / 6); mIoU over non-free classes and "
+           "binary IoU in %, VPQ in % (FIERY, moving classes; docs/metrics.md).", "", *tables, "", "Verdict:", "",
+           *(verdict or ["- no forecast metrics"]), ""]
+    if wm.get("notes"):
+        md += ["Notes: " + "; ".join(wm["notes"]), ""]
+    if forecast_dir and forecast_dir.is_dir():
+        for name in ("forecast_bev.png", "forecast_side.png", "forecast.gif"):
+            if (forecast_dir / name).is_file():
+                shutil.copy(forecast_dir / name, out / name)
+                md += [f"![{name}]({name})", ""]
+        md += [f"Predicted frames in the data format: `{forecast_dir}`.", ""]
+    md += ["## Time", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
+    (out / "metrics.json").write_text(json.dumps({"world_model_stage": wm, "tokenizer_stage": tok,
+                                                  "timings_s": timings}, indent=2, default=str) + "\n")
+    path = out / "report.md"
+    path.write_text("\n".join(md) + "\n")
+    return path
