@@ -7,11 +7,12 @@
 Two steps are measured separately, as the two training stages run them:
 * tokenizer: VAERes2D.forward_train on (B, vae_frames, X, Y, Z) + backward + AdamW step (all tokenizer weights);
 * world model: TransVQVAE.forward_train on (B, history+future, X, Y, Z) and 13-d poses + backward + AdamW step
-  over trainable_parameters() (the config's freeze flags; the Tokyo default freezes the tokenizer).
+  over trainable_parameters() (the config's freeze flags; the Tokyo default freezes the tokenizer);
+* world_codes: the same step from cached code indices (forward_train_codes), i.e. without the tokenizer encode.
 
 Each (stage, batch size) runs in its own subprocess so that peak memory is its own: on CPU the peak resident set
-size (ru_maxrss) minus the resident size after building the model and the batch; on CUDA
-torch.cuda.max_memory_allocated. The synthetic scene is 95 % free with every class present (the worst case for
+size during the steps (VmHWM, reset after setup via /proc/self/clear_refs) minus the resident size after building
+the model, the optimizer and the batch; on CUDA torch.cuda.max_memory_allocated. The synthetic scene is 95 % free with every class present (the worst case for
 Lovasz-softmax, which loops over present classes).
 """
 
@@ -31,12 +32,22 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def _rss_mib() -> float:
+def _status_mib(field: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark (VmHWM) so that setup does not count (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def _synthetic_occ(b: int, f: int, grid: tuple[int, int, int], num_classes: int, free: int, seed: int):
@@ -66,9 +77,17 @@ def child(args: argparse.Namespace) -> dict:
         params = model.trainable_parameters()
         frames = model.history_frames + model.future_frames
     vae = model if args.part == "tokenizer" else model.vae
+    step_fn = {"tokenizer": lambda: model.forward_train(occ),
+               "world": lambda: model.forward_train(occ, poses),
+               "world_codes": lambda: model.forward_train_codes(codes, poses)}[args.part]
     model.train()
     occ = _synthetic_occ(args.batch, frames, vae.grid_size, vae.num_classes, vae.free_index, 0).to(device)
     poses = torch.randn(args.batch, frames, cfg["pose_encoder"]["in_channels"]).to(device)
+    codes = None
+    if args.part == "world_codes":  # tokens cached once per frame, as a frozen tokenizer allows
+        with torch.no_grad():
+            codes = vae.encode(occ)[1]
+        del occ
     opt = torch.optim.AdamW(params, lr=1e-4)
     use_amp = args.amp
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
@@ -76,13 +95,16 @@ def child(args: argparse.Namespace) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    base_rss = _rss_mib()
+    import gc
+    gc.collect()
+    base_rss = _status_mib("VmRSS")
+    peak_reset = _reset_peak_rss()
 
     times = []
     for step in range(args.warmup + args.steps):
         t0 = time.perf_counter()
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            out = model.forward_train(occ) if args.part == "tokenizer" else model.forward_train(occ, poses)
+            out = step_fn()
         opt.zero_grad(set_to_none=True)
         scaler.scale(out["loss"]).backward()
         scaler.step(opt)
@@ -92,7 +114,7 @@ def child(args: argparse.Namespace) -> dict:
         if step >= args.warmup:
             times.append(time.perf_counter() - t0)
     encode_s = None
-    if args.part == "world":  # the frozen tokenizer's share of the step: encoding all frames without grad
+    if args.part == "world" and model.freeze_vae:  # the frozen tokenizer's share of the step: encoding all frames without grad
         with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             t0 = time.perf_counter()
             model.vae.encode(occ)
@@ -105,12 +127,12 @@ def child(args: argparse.Namespace) -> dict:
         "amp": (str(amp_dtype).replace("torch.", "") if use_amp else "fp32"),
         "step_s_mean": statistics.mean(times), "step_s_min": min(times),
         "trainable_params": sum(p.numel() for p in params),
-        "loss": float(out["loss"]), "threads": torch.get_num_threads(),
+        "loss": float(out["loss"]), "threads": torch.get_num_threads(), "loadavg_1min": os.getloadavg()[0],
     }
     if device.type == "cuda":
         result["peak_mem_mib"] = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak = _status_mib("VmHWM") if peak_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         result["peak_mem_mib"] = peak - base_rss
         result["peak_rss_mib"] = peak
     return result
@@ -120,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "config/_base_/model_tokyo.py"))
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--parts", nargs="+", default=["tokenizer", "world"], choices=["tokenizer", "world"])
+    parser.add_argument("--parts", nargs="+", default=["tokenizer", "world"], choices=["tokenizer", "world", "world_codes"],
+                        help="world_codes: TransVQVAE.forward_train_codes on cached codes (no tokenizer encode)")
     parser.add_argument("--vae-frames", type=int, default=1, help="frames per sample in the tokenizer step")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", action="store_true", help="autocast: fp16 + GradScaler on CUDA, bf16 on CPU")
@@ -151,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{part:<9} batch {batch} frames {res['frames']:>2} {res['device']} {res['amp']}: "
                   f"{res['step_s_mean']:.2f} s/step (min {res['step_s_min']:.2f}), peak +{res['peak_mem_mib']:.0f} MiB"
                   f", trainable {res['trainable_params']:,}"
-                  + (f", of which tokenizer encode {res['encode_s']:.2f} s" if res.get("encode_s") else ""), flush=True)
+                  + (f", of which tokenizer encode {res['encode_s']:.2f} s" if res.get("encode_s") else "")
+                  + f" [load {res['loadavg_1min']:.1f}]", flush=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=1))
     return 0
