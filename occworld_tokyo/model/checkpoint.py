@@ -93,12 +93,9 @@ class LoadReport:
 
 
 def _module_of(name: str) -> str:
+    """Report group of a tensor name: `vae.<part>` inside a world model, else the top-level module."""
     parts = name.split(".")
-    if parts[0] == "vae" and len(parts) > 2:
-        return "vae." + parts[1]
-    if parts[0] in ("encoder", "decoder", "vqvae", "class_embeds"):
-        return parts[0]
-    return parts[0]
+    return ".".join(parts[:2]) if parts[0] == "vae" and len(parts) > 2 else parts[0]
 
 
 def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
