@@ -111,8 +111,8 @@ def test_nan_loss_stops_with_step_named(tmp_path: Path, data_root: Path) -> None
 
 
 def test_kill_and_resume_gives_same_weights(tmp_path: Path, data_root: Path) -> None:
-    opts = ("max_epochs=3", "checkpoint_config.interval_iters=2", "data.workers_per_gpu=1",
-            "evaluation.interval=3", "evaluation.max_samples=2")
+    opts = ("max_epochs=2", "checkpoint_config.interval_iters=2", "data.workers_per_gpu=1",
+            "evaluation.interval=2", "evaluation.max_samples=2")
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     train(TOK_CFG, straight, data_root, options=opts)
     proc = subprocess.Popen(_cmd(TOK_CFG, broken, data_root, options=opts), cwd=ROOT, env=_env(),
@@ -126,11 +126,11 @@ def test_kill_and_resume_gives_same_weights(tmp_path: Path, data_root: Path) -> 
         time.sleep(0.05)
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    assert not (broken / "epoch_3.pth").exists()
+    assert not (broken / "epoch_2.pth").exists()
     resumed = train(TOK_CFG, broken, data_root, "--resume", options=opts)
     assert "resumed from" in resumed.stderr
-    a, b = load_checkpoint(straight / "epoch_3.pth"), load_checkpoint(broken / "epoch_3.pth")
-    assert a["global_iter"] == b["global_iter"] == 30
+    a, b = load_checkpoint(straight / "epoch_2.pth"), load_checkpoint(broken / "epoch_2.pth")
+    assert a["global_iter"] == b["global_iter"] == 20
     for k, v in a["state_dict"].items():
         assert torch.equal(v, b["state_dict"][k]), k
     for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):

@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     import torch
 
+    torch.set_flush_denormal(True)  # before torch starts its thread pool (see trainer.run)
     if gpu_ids and len(gpu_ids) > 1 and not launched_by_torchrun() and argv is None:
         if not torch.cuda.is_available():
             print("error: --gpu-ids lists several GPUs but CUDA is not available", file=sys.stderr)
