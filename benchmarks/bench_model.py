@@ -62,6 +62,10 @@ def _synthetic_occ(b: int, f: int, grid: tuple[int, int, int], num_classes: int,
 def child(args: argparse.Namespace) -> dict:
     import torch
 
+    # as the trainer does (occworld_tokyo.training): flush denormals before torch starts its thread pool;
+    # tiny AdamW second moments and saturated softmax tails otherwise make CPU steps many times slower
+    flushed = torch.set_flush_denormal(not args.keep_denormals) and not args.keep_denormals
+
     from occworld_tokyo.config import load_config
     from occworld_tokyo.model import build_model
 
@@ -127,7 +131,7 @@ def child(args: argparse.Namespace) -> dict:
         "amp": (str(amp_dtype).replace("torch.", "") if use_amp else "fp32"),
         "step_s_mean": statistics.mean(times), "step_s_min": min(times),
         "trainable_params": sum(p.numel() for p in params),
-        "loss": float(out["loss"]), "threads": torch.get_num_threads(), "loadavg_1min": os.getloadavg()[0],
+        "flush_denormal": bool(flushed), "loss": float(out["loss"]), "threads": torch.get_num_threads(), "loadavg_1min": os.getloadavg()[0],
     }
     if device.type == "cuda":
         result["peak_mem_mib"] = torch.cuda.max_memory_allocated() / 2**20
@@ -150,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--json-out", help="also write the results here")
+    parser.add_argument("--keep-denormals", action="store_true", help="do not flush denormals (for comparison)")
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -163,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         for batch in args.batch_sizes:
             cmd = [sys.executable, __file__, "--config", args.config, "--device", args.device,
                    "--vae-frames", str(args.vae_frames), "--warmup", str(args.warmup), "--steps", str(args.steps),
-                   "--part", part, "--batch", str(batch)] + (["--amp"] if args.amp else [])
+                   "--part", part, "--batch", str(batch)] + (["--amp"] if args.amp else []) \
+                + (["--keep-denormals"] if args.keep_denormals else [])
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ})
             if proc.returncode != 0:
                 print(f"{part} batch {batch}: FAILED\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -175,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{res['step_s_mean']:.2f} s/step (min {res['step_s_min']:.2f}), peak +{res['peak_mem_mib']:.0f} MiB"
                   f", trainable {res['trainable_params']:,}"
                   + (f", of which tokenizer encode {res['encode_s']:.2f} s" if res.get("encode_s") else "")
-                  + f" [load {res['loadavg_1min']:.1f}]", flush=True)
+                  + f" [load {res['loadavg_1min']:.1f}{', denormals kept' if not res['flush_denormal'] else ''}]",
+                  flush=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=1))
     return 0
