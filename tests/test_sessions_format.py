@@ -156,3 +156,20 @@ def test_missing_input_names_the_fix(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not exist" in err and "omit --input" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_npz_bytes_is_a_standard_npz_at_the_chosen_level():
+    import io
+
+    rng = np.random.default_rng(0)
+    arrays = {"occupancy": (rng.random((200, 200, 121)) < 0.05).astype(np.uint8) * 3,
+              "instances": np.arange(200 * 200 * 121, dtype=np.int32).reshape(200, 200, 121) // 9999,
+              "mask_lidar": rng.random((200, 200, 121)) < 0.3}
+    fast, small = writer.npz_bytes(arrays, 1), writer.npz_bytes(arrays, 9)
+    for blob in (fast, small):
+        with np.load(io.BytesIO(blob)) as npz:
+            assert set(npz.files) == set(arrays)
+            for k, v in arrays.items():
+                assert npz[k].dtype == v.dtype and np.array_equal(npz[k], v)
+    assert len(small) < len(fast), "the deflate level is honoured"
+    assert writer.npz_bytes(arrays) == writer.npz_bytes(arrays), "deterministic bytes"

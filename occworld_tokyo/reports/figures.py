@@ -114,9 +114,10 @@ def comparison_figure(gt_seq: Any, pred_seq: Any, path: str | Path, view: str = 
     return path
 
 
-def side_by_side(gt: Any, pred: Any, pad: int = 4) -> np.ndarray:
-    """One GIF frame: ground-truth BEV left, forecast BEV right."""
-    a, b = bev_image(gt), bev_image(pred)
+def side_by_side(gt: Any, pred: Any, pad: int = 4, view: str = "bev") -> np.ndarray:
+    """Ground truth left, forecast right (a GIF frame, a TensorBoard image); view "bev" or "side"."""
+    render = bev_image if view == "bev" else side_view
+    a, b = render(gt), render(pred)
     out = np.full((a.shape[0], a.shape[1] + pad + b.shape[1], 3), 255, np.uint8)
     out[:, : a.shape[1]] = a
     out[:, a.shape[1] + pad:] = b

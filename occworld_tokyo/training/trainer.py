@@ -586,7 +586,7 @@ def _pct(v) -> str:
 def _tensorboard_eval(writer, metrics: dict, example: dict, step: int) -> None:
     if writer is None:
         return
-    from occworld_tokyo.training.visual import comparison
+    from occworld_tokyo.reports.figures import side_by_side
 
     for k, v in metrics.items():
         if k.startswith("val_") and isinstance(v, float):
@@ -602,7 +602,7 @@ def _tensorboard_eval(writer, metrics: dict, example: dict, step: int) -> None:
     if example:
         gt, pred = example["gt"], example["pred"]
         for t in range(gt.shape[0]):
-            writer.add_image(f"val_bev/step{t + 1}_gt_vs_pred", comparison(gt[t], pred[t], "bev"), step,
+            writer.add_image(f"val_bev/step{t + 1}_gt_vs_pred", side_by_side(gt[t], pred[t], view="bev"), step,
                              dataformats="HWC")
-            writer.add_image(f"val_side/step{t + 1}_gt_vs_pred", comparison(gt[t], pred[t], "side"), step,
+            writer.add_image(f"val_side/step{t + 1}_gt_vs_pred", side_by_side(gt[t], pred[t], view="side"), step,
                              dataformats="HWC")
