@@ -13,7 +13,7 @@ from occworld_tokyo.training.cli import build_parser, main, resolve_config
 from occworld_tokyo.training.schedule import WarmupCosine, lr_at
 
 ROOT = Path(__file__).resolve().parents[1]
-GUIDE = Path("/work/shared/seed/000_fb4ec1d01ab21971.txt")
+GUIDE = ROOT.parent / "shared" / "seed" / "000_fb4ec1d01ab21971.txt"
 
 
 def test_flags_defaults_and_aliases() -> None:
