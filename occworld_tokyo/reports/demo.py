@@ -1,6 +1,6 @@
 """`occworld-tokyo demo`: the main job, end to end on the built-in sample district (or PLATEAU files).
 
-    occworld-tokyo demo [--out outputs/demo] [--sessions 4] [--frames 32] [--tokenizer-epochs 3] [--world-epochs 2]
+    occworld-tokyo demo [--out outputs/demo] [--sessions 8] [--frames 60] [--tokenizer-epochs 8] [--world-epochs 6]
 
 1. generate drone and rover sessions (occupancy, poses, lidar, camera, masks, moving agents) and validate them;
 2. stage 1: train the scene tokenizer (config/tiny_vqvae.py: a CPU-sized VQ-VAE on the central 40 m at 0.8 m);
@@ -92,11 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: %(default)s)")
     p.add_argument("--input", nargs="+", default=None, help="PLATEAU files instead of the built-in sample district")
-    p.add_argument("--sessions", type=int, default=4)
-    p.add_argument("--frames", type=int, default=32)
-    p.add_argument("--tokenizer-epochs", type=int, default=3)
-    p.add_argument("--world-epochs", type=int, default=2)
-    p.add_argument("--eval-samples", type=int, default=24, help="validation windows per evaluation")
+    p.add_argument("--sessions", type=int, default=8)
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--tokenizer-epochs", type=int, default=8)
+    p.add_argument("--world-epochs", type=int, default=6)
+    p.add_argument("--eval-samples", type=int, default=48, help="validation windows per evaluation")
     p.add_argument("--workers", type=int, default=2, help="data generation processes")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
