@@ -9,14 +9,7 @@ import torch
 from occworld_tokyo.model.losses import code_ce, lovasz_softmax, occupancy_ce
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared, loaded 2-core machine OpenMP spinning makes them
-    many times slower; restore the setting afterwards so other test modules are unaffected."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _textbook_lovasz(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

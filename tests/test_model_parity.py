@@ -21,14 +21,7 @@ WORLD_JSON, VQVAE_JSON = REF / "occworld_world_model_state_dict.json", REF / "oc
 pytestmark = pytest.mark.skipif(not WORLD_JSON.is_file(), reason="reference JSON files not present")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared, loaded 2-core machine OpenMP spinning makes them
-    many times slower; restore the setting afterwards so other test modules are unaffected."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _ref(path: Path) -> dict:

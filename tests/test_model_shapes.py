@@ -12,14 +12,7 @@ from occworld_tokyo.model import (TokenizerNotTrainedError, build_model, check_t
 B, X, Y, Z, C = 2, 32, 32, 8, 14
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from threads, and on a shared, loaded 2-core machine OpenMP spinning makes them
-    many times slower; restore the setting afterwards so other test modules are unaffected."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _batch(frames: int = 4, seed: int = 0, pose_dim: int = 13):

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..labels import LABEL_NAMES, NUM_CLASSES
+from .arrays import to_numpy
 
 try:  # torch is optional for numpy-only use
     import torch
@@ -60,18 +61,10 @@ def confusion_matrix(pred: Any, gt: Any, num_classes: int, mask: Any = None,
     on_gpu = any(_is_torch(a) and a.device.type != "cpu" for a in (pred, gt, mask))
     if on_gpu:
         return _confusion_torch(pred, gt, num_classes, mask, ignore_index)
-    pred, gt, mask = (_to_numpy(a) for a in (pred, gt, mask))
+    pred, gt, mask = (to_numpy(a) for a in (pred, gt, mask))
     common = free_index * (num_classes + 1) if 0 <= free_index < num_classes else 0
     return _confusion_numpy(pred, gt, num_classes, None if mask is None else mask.astype(bool, copy=False),
                             ignore_index, common)
-
-
-def _to_numpy(a: Any) -> Any:
-    if a is None:
-        return None
-    if _is_torch(a):
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
 
 
 def _select(pred, gt, mask, ignore_index):

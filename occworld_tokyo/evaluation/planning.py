@@ -31,22 +31,11 @@ import numpy as np
 from ..grid import DEFAULT_GRID, GridSpec
 from ..labels import BUILDING, CITY_FURNITURE, DRONE, OTHER, PEDESTRIAN, VEGETATION, VEHICLE
 from .occupancy_metrics import REPORT_SECONDS
+from .arrays import to_numpy
 
-try:
-    import torch
-except ImportError:  # pragma: no cover
-    torch = None  # type: ignore[assignment]
 
 OBSTACLE_CLASSES: tuple[int, ...] = (BUILDING, VEGETATION, CITY_FURNITURE, OTHER, VEHICLE, PEDESTRIAN, DRONE)
 DEFAULT_AGENT_BOX: tuple[float, float, float] = (1.0, 0.8, 0.8)  # length, width, height (m); pass the real one
-
-
-def _np(a: Any) -> np.ndarray | None:
-    if a is None:
-        return None
-    if torch is not None and isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
 
 
 def path_headings(xy: np.ndarray, min_step: float = 1e-3) -> np.ndarray:
@@ -143,7 +132,7 @@ class PlanningMetrics:
 
     def update(self, pred_xy: Any, gt_xy: Any, gt_occ_future: Any = None, gt_yaw: Any = None,
                gt_ground_dz: Any = None, agent_z: Any = None, pred_yaw: Any = None) -> None:
-        pred, gt = _as_batch(_np(pred_xy).astype(np.float64), 2), _as_batch(_np(gt_xy).astype(np.float64), 2)
+        pred, gt = _as_batch(to_numpy(pred_xy).astype(np.float64), 2), _as_batch(to_numpy(gt_xy).astype(np.float64), 2)
         if pred.shape != gt.shape or pred.shape[-1] != 2:
             raise ValueError(f"pred_xy {pred.shape} and gt_xy {gt.shape} must both be (B, T, 2)")
         B, T = pred.shape[:2]
@@ -154,16 +143,16 @@ class PlanningMetrics:
         self.count[:T] += B
         if gt_occ_future is None:
             return
-        occ = _as_batch(_np(gt_occ_future), 4)
+        occ = _as_batch(to_numpy(gt_occ_future), 4)
         if occ.shape[:2] != (B, T):
             raise ValueError(f"gt_occ_future {occ.shape} must be (B, T, X, Y, Z) matching the paths")
-        g_yaw = path_headings(gt) if gt_yaw is None else np.broadcast_to(_np(gt_yaw), (B, T)).astype(np.float64)
-        dz = np.zeros((B, T)) if gt_ground_dz is None else np.broadcast_to(_np(gt_ground_dz), (B, T)).astype(float)
-        p_yaw = path_headings(pred) if pred_yaw is None else np.broadcast_to(_np(pred_yaw), (B, T)).astype(float)
+        g_yaw = path_headings(gt) if gt_yaw is None else np.broadcast_to(to_numpy(gt_yaw), (B, T)).astype(np.float64)
+        dz = np.zeros((B, T)) if gt_ground_dz is None else np.broadcast_to(to_numpy(gt_ground_dz), (B, T)).astype(float)
+        p_yaw = path_headings(pred) if pred_yaw is None else np.broadcast_to(to_numpy(pred_yaw), (B, T)).astype(float)
         if agent_z is None:
             z = dz + self.agent_box[2] / 2  # resting on the ground under the agent at every step
         else:
-            az = _np(agent_z).astype(np.float64)
+            az = to_numpy(agent_z).astype(np.float64)
             z = np.broadcast_to(az[:, None] if az.ndim == 1 else az, (B, T))
         for b in range(B):
             for t in range(T):
@@ -210,7 +199,7 @@ def planning_metrics(pred_xy: Any, gt_xy: Any, gt_occ_future: Any = None, grid: 
                      agent_z: Any = None, pred_yaw: Any = None, rate_hz: float = 2.0,
                      collision_classes: Sequence[int] = OBSTACLE_CLASSES) -> dict:
     """One-shot planning metrics of a batch (B, T, 2) / one path (T, 2); see `PlanningMetrics` to accumulate."""
-    n_steps = _np(pred_xy).shape[-2]
+    n_steps = to_numpy(pred_xy).shape[-2]
     m = PlanningMetrics(n_steps, rate_hz, grid, agent_box, collision_classes)
     m.update(pred_xy, gt_xy, gt_occ_future, gt_yaw, gt_ground_dz, agent_z, pred_yaw)
     return m.compute()

@@ -37,19 +37,8 @@ from scipy.optimize import linear_sum_assignment
 
 from ..grid import DEFAULT_GRID, EgoFrame, GridSpec
 from ..labels import DYNAMIC_IDS, LABEL_NAMES
+from .arrays import to_numpy
 
-try:
-    import torch
-except ImportError:  # pragma: no cover
-    torch = None  # type: ignore[assignment]
-
-
-def _np(a: Any) -> np.ndarray | None:
-    if a is None:
-        return None
-    if torch is not None and isinstance(a, torch.Tensor):
-        return a.detach().cpu().numpy()
-    return np.asarray(a)
 
 
 @dataclass
@@ -245,7 +234,7 @@ class VPQMetric:
     def update(self, pred_labels: Any, gt_labels: Any, gt_instances: Any, pred_instances: Any = None,
                frames: Sequence[EgoFrame] | Sequence[Sequence[EgoFrame]] | None = None) -> None:
         """One rollout (T, X, Y, Z) or a batch (B, T, X, Y, Z); `frames` per step (or per sample and step)."""
-        pred, gt, inst, pinst = (_np(a) for a in (pred_labels, gt_labels, gt_instances, pred_instances))
+        pred, gt, inst, pinst = (to_numpy(a) for a in (pred_labels, gt_labels, gt_instances, pred_instances))
         if pred.shape != gt.shape or inst.shape != gt.shape or (pinst is not None and pinst.shape != gt.shape):
             raise ValueError("pred_labels, gt_labels, gt_instances (and pred_instances) must have one shape")
         if pred.ndim == 4:

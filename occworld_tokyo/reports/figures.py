@@ -20,18 +20,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..labels import palette
+from ..evaluation.arrays import to_numpy
 
 BACKGROUND = (245, 245, 245)
-
-
-def _np(a: Any) -> np.ndarray:
-    try:
-        import torch
-        if isinstance(a, torch.Tensor):
-            return a.detach().cpu().numpy()
-    except ImportError:  # pragma: no cover
-        pass
-    return np.asarray(a)
 
 
 def _colours(labels: np.ndarray, shade: np.ndarray, has: np.ndarray) -> np.ndarray:
@@ -44,7 +35,7 @@ def _colours(labels: np.ndarray, shade: np.ndarray, has: np.ndarray) -> np.ndarr
 
 def top_surface(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(label, level, has_any) of the top-most occupied voxel of every (x, y) column."""
-    occ = _np(occ)
+    occ = to_numpy(occ)
     nz = occ.shape[2]
     occupied = occ != 0
     k_from_top = np.argmax(occupied[:, :, ::-1], axis=2)
@@ -56,7 +47,7 @@ def top_surface(occ: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def bev_image(occ: Any) -> np.ndarray:
     """(X, Y, Z) labels -> (X, Y, 3) uint8 RGB top view, X forward drawn up, Y left drawn left."""
-    occ = _np(occ)
+    occ = to_numpy(occ)
     label, level, has = top_surface(occ)
     top = max(int(level[has].max()) if has.any() else 1, 1)
     shade = 0.45 + 0.55 * np.clip(level / top, 0.0, 1.0)
@@ -66,7 +57,7 @@ def bev_image(occ: Any) -> np.ndarray:
 
 def side_view(occ: Any, z_scale: int = 3) -> np.ndarray:
     """(X, Y, Z) labels -> (Z * z_scale, X, 3) uint8 RGB seen from the right, X drawn right, Z up."""
-    occ = _np(occ)
+    occ = to_numpy(occ)
     ny = occ.shape[1]
     occupied = occ != 0
     depth = np.argmax(occupied, axis=1)  # (X, Z) first occupied y index from the right (-Y) side
@@ -81,7 +72,7 @@ def side_view(occ: Any, z_scale: int = 3) -> np.ndarray:
 def comparison_image(gt_seq: Any, pred_seq: Any, view: str = "bev", pad: int = 4,
                      titles: Sequence[str] | None = None, label_h: int = 14) -> np.ndarray:
     """Grid picture: row 0 ground truth, row 1 forecast, one column per future step; (H, W, 3) uint8."""
-    gt_seq, pred_seq = _np(gt_seq), _np(pred_seq)
+    gt_seq, pred_seq = to_numpy(gt_seq), to_numpy(pred_seq)
     if gt_seq.shape != pred_seq.shape or gt_seq.ndim != 4:
         raise ValueError(f"gt_seq {gt_seq.shape} and pred_seq {pred_seq.shape} must both be (T, X, Y, Z)")
     render = bev_image if view == "bev" else side_view
