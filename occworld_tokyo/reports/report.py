@@ -80,20 +80,17 @@ def data_figures(data: Path, out: Path) -> list[tuple[str, str]]:
 
 
 def loss_figure(checkpoints: Path, out: Path) -> str | None:
-    curves = {}
-    for stage, sub in (("tokenizer", checkpoints / "tokenizer" / "logs"), ("world model", checkpoints / "logs")):
-        if sub.is_dir():
-            for tag, xy in scalar_curves(sub, ("train/loss", "val/loss")).items():
-                curves[f"{stage} {tag}"] = xy
-    if not curves:
+    stages = (("stage 1: tokenizer", checkpoints / "tokenizer" / "logs"), ("stage 2: world model", checkpoints / "logs"))
+    curves = [(title, scalar_curves(logs, ("train/loss", "val/loss")) if logs.is_dir() else {}) for title, logs in stages]
+    if not any(c for _, c in curves):
         return None
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), dpi=100)
-    for name, (x, y) in curves.items():
-        ax = axes[0] if name.startswith("tokenizer") else axes[1]
-        ax.plot(x, y, marker="o" if name.endswith("val/loss") else None, label=name.split(" ", 1)[1] if
-                name.startswith("tokenizer") else name.split(" ", 2)[2])
-    for ax, title in zip(axes, ("stage 1: tokenizer", "stage 2: world model")):
-        ax.set_title(title), ax.set_xlabel("step"), ax.legend(), ax.set_yscale("log")
+    for ax, (title, stage_curves) in zip(axes, curves):
+        for tag, (x, y) in stage_curves.items():
+            ax.plot(x, y, marker="o" if tag == "val/loss" else None, label=tag)
+        ax.set_title(title), ax.set_xlabel("step"), ax.set_yscale("log")
+        if stage_curves:
+            ax.legend()
     fig.tight_layout(), fig.savefig(out / "losses.png"), plt.close(fig)
     return "losses.png"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +99,7 @@ def make_session_tmp(root: Path, name: str, sensors: bool = True) -> Path:
     """A fresh temporary folder for a session (any leftover of a crashed run is removed first)."""
     tmp = root / f"{layout.TMP_PREFIX}{name}"
     if tmp.exists():
-        remove_tree(tmp)
+        shutil.rmtree(tmp)
     for sub in layout.SUBDIRS + (layout.SENSOR_SUBDIRS if sensors else ()):
         (tmp / sub).mkdir(parents=True)
     return tmp
@@ -111,8 +112,3 @@ def finish_session(tmp: Path, final: Path, meta: dict) -> None:
         raise FileExistsError(f"{final} already exists; refusing to overwrite a finished session")
     os.replace(tmp, final)
 
-
-def remove_tree(path: Path) -> None:
-    for p in sorted(path.rglob("*"), key=lambda q: len(q.parts), reverse=True):
-        p.rmdir() if p.is_dir() else p.unlink()
-    path.rmdir()
