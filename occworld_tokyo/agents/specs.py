@@ -113,10 +113,18 @@ class TrafficSpec:
     max_brake: float = 8.0  # m/s^2 emergency limit
     corner_lateral_accel: float = 2.0  # m/s^2: desired speed capped in curves
     lookahead: float = 45.0  # m of route searched for obstacles
-    max_wait: float = 30.0  # s: a vehicle stuck this long leaves (gridlock breaker); a new one enters
+    max_wait: float = 90.0  # s: a vehicle stuck this long leaves (gridlock breaker); a new one enters
+    # junction signals (junctions.py): one approach at a time, actuated
+    signal_min_green: float = 6.0  # s
+    signal_max_green: float = 20.0  # s, when another approach is waiting
+    signal_amber: float = 3.0  # s
+    signal_all_red: float = 1.5  # s at least, and until the junction box is empty
+    signal_stop_decel: float = 3.5  # m/s^2: at amber, a vehicle that would need more than this goes on
+    signal_detect: float = 50.0  # m before the stop line a waiting vehicle calls for green
     # pedestrians
     sidewalk_band: tuple[float, float] = (0.6, 3.5)  # m from the nearest obstacle column
-    crossing_rate: float = 0.03  # 1/s: chance per second to start crossing the street
+    crossing_rate: float = 0.01  # 1/s: chance per second to start crossing the street
+    crossing_clear: float = 25.0  # m: no vehicle this near when a pedestrian starts to cross
     heading_noise: float = 0.25  # rad/sqrt(s)
     # drones
     drone_min_agl: float = 30.0

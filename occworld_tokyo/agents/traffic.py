@@ -12,7 +12,10 @@ order, so the same seed gives identical traffic.
   continuation that does not fit is not taken. Speed follows the intelligent driver model (IDM): the
   leader is the first agent whose footprint lies on the lane ahead (any agent: queues, crossing traffic
   and pedestrians on the road all stop a vehicle), and the desired speed is capped before curves by a
-  lateral-acceleration limit. A vehicle whose street ends (tile border, a turn it does not fit) leaves
+  lateral-acceleration limit. At junctions (`junctions.py`) an actuated signal serves one pair of opposite
+  approaches at a time and a vehicle enters the box only when its exit is clear and no conflicting movement
+  is in the way (right of way: left turns and straight on before right turns); otherwise its stop line is
+  its leader. A vehicle whose street ends (tile border, a turn it does not fit) leaves
   the world and a new one (new id) enters elsewhere.
 - Pedestrians (`_Pedestrians`) walk along the sidewalk band (passable columns 0.6-3.5 m from the nearest
   obstacle) with a persistent, slowly wandering heading, steering around obstacles and other agents;
@@ -35,6 +38,7 @@ import numpy as np
 from ..labels import DRONE, PEDESTRIAN, VEHICLE
 from ..trajectories.common import as_generator
 from ..trajectories.maps import altitude_map
+from .junctions import Junctions, Movements, Signals, build_junctions
 from .paths import LaneBank, LanePath, lane_path, resample
 from .specs import AGENT_CLASSES, AGENT_ID_BASE, TrafficDensity, TrafficSpec, draw_kinds
 from .states import AgentStates, TrafficRecording, footprint_samples, overlapping_pairs
@@ -123,12 +127,25 @@ class _Route:
     centre: np.ndarray  # (n, 2) raw centreline samples every step
     lane: LanePath
     dead_end: bool = False
+    runs: list[tuple[int, float, float, int, int]] = field(default_factory=list)  # junction boxes on the lane
 
 
 class _Vehicles:
     def __init__(self, world: Any, net: StreetNetwork, spec: TrafficSpec, allowed: ColumnLookup,
-                 n: int, rng: np.random.Generator, ids: _IdSource) -> None:
+                 n: int, rng: np.random.Generator, ids: _IdSource, junctions: Junctions) -> None:
         self.world, self.net, self.spec, self.allowed, self.rng, self.id_source = world, net, spec, allowed, rng, ids
+        self.junctions = junctions
+        self.signals = Signals(junctions, spec, rng)
+        # the next junction box on each vehicle's lane: junction (-1: none), arc lengths, approach (-1: inside)
+        self.jc = np.full(n, -1, dtype=np.int64)
+        self.j_enter = np.zeros(n)
+        self.j_exit = np.zeros(n)
+        self.j_app = np.full(n, -1, dtype=np.int64)
+        self.j_out = np.full(n, -1, dtype=np.int64)
+        self.movements = Movements()
+        self.yielding = np.zeros(n, dtype=bool)
+        self.claimed = np.zeros(n, dtype=bool)  # has claimed its way through the current junction box
+        self.counts = {"junction_passes": 0, "left_street_end": 0, "left_stuck": 0}
         self.g = _Group.make(n)
         self.s = np.zeros(n)
         self.v = np.zeros(n)
@@ -158,6 +175,25 @@ class _Vehicles:
     def _make_lane(self, centre: np.ndarray, slot: int) -> LanePath:
         return lane_path(centre, self.offset[slot], self.spec.path_smoothing, self.spec.path_step)
 
+    def _use_lane(self, slot: int, lane: LanePath, s: float) -> None:
+        """Drive `lane` from arc length s on: the vehicle's lane, its junction boxes and the next one."""
+        r = self.routes[slot]
+        r.lane = lane
+        r.runs = self.junctions.zone_runs(self.net.nodes, lane.xy, lane.step)
+        self.bank.set(slot, lane)
+        self.s[slot] = s
+        self._next_junction(slot)
+
+    def _next_junction(self, slot: int) -> None:
+        """Point the vehicle at the first junction box on its lane that its rear has not left."""
+        rear = self.s[slot] - self.g.sizes[slot, 0] / 2
+        for c, s_in, s_out, app, out in self.routes[slot].runs:
+            if s_out > rear:
+                self.jc[slot], self.j_enter[slot], self.j_exit[slot] = c, s_in, s_out
+                self.j_app[slot], self.j_out[slot] = app, out
+                return
+        self.jc[slot] = -1
+
     def _extend(self, slot: int) -> None:
         """Append streets until the lane reaches `lookahead` + 40 m past the vehicle; trim behind it."""
         r = self.routes[slot]
@@ -178,9 +214,8 @@ class _Vehicles:
                 if self._fits(lane, size, r.lane.length - 15.0):
                     s_new = lane.project(self.g.centers[slot, :2], self.s[slot])
                     r.edges.append((oe, od))
-                    r.centre, r.lane = centre, lane
-                    self.bank.set(slot, lane)
-                    self.s[slot] = s_new
+                    r.centre = centre
+                    self._use_lane(slot, lane, s_new)
                     break
             else:
                 r.dead_end = True
@@ -189,9 +224,7 @@ class _Vehicles:
             cut = int((self.s[slot] - keep_behind) / step)
             r.centre = r.centre[cut:]
             lane = self._make_lane(r.centre, slot)
-            self.s[slot] = lane.project(self.g.centers[slot, :2], self.s[slot] - cut * step)
-            r.lane = lane
-            self.bank.set(slot, lane)
+            self._use_lane(slot, lane, lane.project(self.g.centers[slot, :2], self.s[slot] - cut * step))
 
     # ------------------------------------------------------------------ spawning
     def spawn(self, slot: int, others: tuple[np.ndarray, np.ndarray, np.ndarray], tries: int = 20) -> bool:
@@ -219,6 +252,9 @@ class _Vehicles:
             c = np.array([xy[0], xy[1], z])
             if not self._fits(lane, size, max(s - size[0], 0.0)):
                 continue
+            runs = self.junctions.zone_runs(self.net.nodes, lane.xy, lane.step)
+            if any(s_in - 8.0 < s + size[0] / 2 and s - size[0] / 2 < s_out for _, s_in, s_out, _, _ in runs):
+                continue  # not in a junction box or right before its stop line
             oc, osz, oy = others
             if len(oc):
                 both_c = np.concatenate([oc, c[None]])
@@ -232,10 +268,11 @@ class _Vehicles:
             g.centers[slot], g.yaws[slot] = c, yaw
             self.s[slot], self.v0[slot] = s, v0
             self.waited[slot] = 0.0
+            self.claimed[slot] = False
             self.v[slot] = v0 * rng.uniform(0.5, 1.0)
             g.vel[slot] = [self.v[slot] * math.cos(yaw), self.v[slot] * math.sin(yaw), 0.0]
             self.routes[slot] = _Route([(e, d)], centre, lane)
-            self.bank.set(slot, lane)
+            self._use_lane(slot, lane, s)
             self._extend(slot)
             return True
         return False
@@ -291,11 +328,124 @@ class _Vehicles:
         s_star = spec.idm_min_gap + v * spec.idm_headway + v * (v - v_lead) / (
             2 * math.sqrt(spec.idm_accel * spec.idm_brake))
         acc = np.where(has, acc - spec.idm_accel * (np.maximum(s_star, 0.0) / gap) ** 2, acc)
+        held = has & (gap < 8.0) & (v < 1.0)  # standing behind something
+        acc = np.minimum(acc, self._junction_accel(act, v, v_des, held, raster, all_vel, first_index))
         acc = np.clip(acc, -spec.max_brake, spec.idm_accel)
         nv = np.maximum(v + acc * dt, 0.0)
         new_v[act] = nv
         new_s[act] = s + 0.5 * (v + nv) * dt
         return {"s": new_s, "v": new_v}
+
+    def _junction_accel(self, act: np.ndarray, v: np.ndarray, v_des: np.ndarray, held: np.ndarray,
+                        raster: _AgentRaster, all_vel: np.ndarray, first_index: int) -> np.ndarray:
+        """(A,) IDM acceleration towards the line a vehicle may not pass yet (+inf where there is none): the
+        stop line of its next junction while its signal is not green or its exit is not clear (never enter
+        a box you cannot leave), or its give-way line inside the box (`Movements`). Also advances the
+        signals with the waiting / occupied state seen here."""
+        spec = self.spec
+        jc, app = self.jc[act], self.j_app[act]
+        front = self.s[act] + self.g.sizes[act, 0] / 2
+        gap_line = self.j_enter[act] - 1.0 - front
+        approaching = (jc >= 0) & (app >= 0) & (gap_line > 0)
+        inside = (jc >= 0) & ~approaching
+        if self.junctions.n:
+            waiting = np.zeros(self.signals.group_of.shape, dtype=bool)
+            near = approaching & (gap_line < spec.signal_detect)
+            waiting[jc[near], app[near]] = True
+            occupied = np.zeros(self.junctions.n, dtype=bool)
+            occupied[jc[inside]] = True
+            self.signals.step(self.dt, waiting, occupied)
+        go = self.signals.may_enter(jc, app, gap_line, v, self.yielding[act] & (gap_line < 3.0))
+        check = np.nonzero(approaching & go & (gap_line < 30.0))[0]
+        if len(check):
+            go[check[self._exit_blocked(act[check], raster, all_vel, first_index)]] = False
+        self.claimed[act[approaching & ~go]] = False  # a red light or a full exit cancels a commitment
+        line = np.where(approaching & ~go, self.j_enter[act] - 1.0, np.inf)
+        self._give_way(act, inside, approaching & go & (gap_line < 40.0), held, gap_line, front, v, line)
+        out = np.full(len(act), np.inf)
+        stop = np.isfinite(line)
+        if stop.any():
+            g = line[stop] - front[stop] + spec.idm_min_gap - 0.5  # stand 0.5 m before the line
+            vs = v[stop]
+            s_star = spec.idm_min_gap + vs * spec.idm_headway + vs * vs / (2 * math.sqrt(spec.idm_accel * spec.idm_brake))
+            out[stop] = spec.idm_accel * (1 - (vs / v_des[stop]) ** 4 - (s_star / np.maximum(g, 0.05)) ** 2)
+        return out
+
+    def _exit_blocked(self, rows: np.ndarray, raster: _AgentRaster, all_vel: np.ndarray, first_index: int) -> np.ndarray:
+        """(R,) bool: a slow vehicle (< 3 m/s along the lane) stands on the lane from the junction box's end to
+        one vehicle length (+2.5 m) past it."""
+        length = self.g.sizes[rows, 0]
+        k = np.arange(0.0, 15.0, 1.0)[None, :]
+        xy, yaw, _ = self.bank.at(rows, self.j_exit[rows][:, None] + np.minimum(k, length[:, None] + 2.5))
+        lat = np.array([-0.3, 0.0, 0.3])[None, None, :] * self.g.sizes[rows, 1][:, None, None]
+        nrm = np.stack([-np.sin(yaw), np.cos(yaw)], -1)
+        other = raster(xy[:, :, None, :] + lat[..., None] * nrm[:, :, None, :]) - 1
+        is_veh = (other >= first_index) & (other < first_index + self.n) & (other != first_index + rows[:, None, None])
+        o = np.clip(other, 0, len(all_vel) - 1)
+        along = all_vel[o, 0] * np.cos(yaw)[..., None] + all_vel[o, 1] * np.sin(yaw)[..., None]
+        return (is_veh & (along < 3.0)).any(axis=(1, 2))
+
+    def _give_way(self, act: np.ndarray, inside: np.ndarray, coming: np.ndarray, held: np.ndarray,
+                  gap_line: np.ndarray, front: np.ndarray, v: np.ndarray, line: np.ndarray) -> None:
+        """Conflicts inside a junction box (`Movements`), settled at the stop line: a vehicle with a green
+        signal enters the box only when it can cross it without waiting for anyone, so that vehicles in the
+        box never block each other.
+
+        It waits at the line while a conflicting vehicle in the box (or committed to enter) is short of the
+        conflict area's end, or while a conflicting vehicle with the right of way is due at its own stop line
+        within `gap_time` and is not waiting itself (giving way last step, or standing behind something:
+        that breaks every waiting cycle). Within stopping distance of the line and not blocked, a vehicle
+        commits; vehicles are taken in slot order and a commitment counts at once, so two conflicting
+        vehicles never enter together."""
+        out = self.j_out[act]
+        rel = np.nonzero((self.jc[act] >= 0) & (self.j_app[act] >= 0) & (out >= 0) & (inside | coming))[0]
+        yielding = np.zeros(self.n, dtype=bool)
+        moves, step = self.movements, self.spec.path_step
+        rear = self.s[act] - self.g.sizes[act, 0] / 2
+        for j in np.unique(self.jc[act[rel]]):
+            members = rel[self.jc[act[rel]] == j]
+            if len(np.unique(self.j_app[act[members]])) < 2:
+                continue
+            keys = [(int(j), int(self.j_app[act[i]]), int(out[i])) for i in members]
+            for i, key in zip(members, keys):
+                i0, i1 = int(self.j_enter[act[i]] / step), int(self.j_exit[act[i]] / step) + 1
+                moves.learn(key, self.bank.xy[act[i], i0:i1], self.bank.yaw[act[i], i0:i1])
+            for i, m1 in zip(members, keys):
+                if inside[i] or self.claimed[act[i]]:
+                    continue
+                blocked = False
+                for k, m2 in zip(members, keys):
+                    c = None if m2[1] == m1[1] else moves.conflict(m1, self._nominal(act[i]), m2, self._nominal(act[k]),
+                                                                    step)
+                    if c is None:
+                        continue
+                    if inside[k] or self.claimed[act[k]]:
+                        blocked = rear[k] <= self.j_enter[act[k]] + c
+                    else:
+                        blocked = (not (self.yielding[act[k]] or held[k]) and moves.has_way(m2, m1)
+                                   and gap_line[k] < v[k] * moves.gap_time + 5.0)
+                    if blocked:
+                        break
+                if blocked:
+                    line[i] = min(line[i], self.j_enter[act[i]] - 1.0)
+                    yielding[act[i]] = True
+                elif gap_line[i] < v[i] ** 2 / (2 * self.spec.idm_brake) + v[i] * self.dt + 1.0:
+                    self.claimed[act[i]] = True
+        self.yielding = yielding
+
+    def _nominal(self, slot: int) -> tuple[float, float]:
+        """(length, width) of the vehicle's kind, at the top of its size jitter."""
+        cls = AGENT_CLASSES[int(self.g.kinds[slot])]
+        return (cls.length * (1 + cls.size_jitter), cls.width * (1 + cls.size_jitter))
+
+    def passed_junctions(self) -> None:
+        """Vehicles whose rear has left their junction box look for the next one."""
+        act = np.nonzero(self.g.active & (self.jc >= 0))[0]
+        done = act[self.s[act] - self.g.sizes[act, 0] / 2 > self.j_exit[act]]
+        self.counts["junction_passes"] += int(np.sum(self.j_app[done] >= 0))
+        self.claimed[done] = False
+        for slot in done:
+            self._next_junction(int(slot))
 
     def _priority(self) -> np.ndarray:
         """(n,) right-of-way rank: vehicles within 15 m of a junction node first, then lower slots."""
@@ -322,12 +472,16 @@ class _Vehicles:
         """Extend routes, retire vehicles at the end of their street (or stuck in a jam longer than
         `max_wait`: they turn off the street), refill empty slots."""
         self.waited = np.where(self.g.active & (self.v < 0.2), self.waited + self.dt, 0.0)
+        self.passed_junctions()
         for slot in range(self.n):
             if self.g.active[slot]:
                 r = self.routes[slot]
-                if (r.dead_end and self.s[slot] >= r.lane.length - self.g.sizes[slot, 0] / 2) or \
-                        self.waited[slot] > self.spec.max_wait:
+                end = r.dead_end and self.s[slot] >= r.lane.length - self.g.sizes[slot, 0] / 2
+                stuck = self.waited[slot] > self.spec.max_wait
+                if end or stuck:
+                    self.counts["left_street_end" if end else "left_stuck"] += 1
                     self.g.active[slot] = False
+                    self.jc[slot] = -1
                     self.routes[slot] = None
                 else:
                     self._extend(slot)
@@ -390,7 +544,7 @@ class _Pedestrians:
         gy = self.clear(xy + [0.0, h], outside=0.0) - self.clear(xy - [0.0, h], outside=0.0)
         return np.arctan2(gy, gx)
 
-    def propose(self, dt: float, raster: _AgentRaster, first_index: int) -> dict:
+    def propose(self, dt: float, raster: _AgentRaster, first_index: int, vehicle_xy: np.ndarray) -> dict:
         spec, rng = self.spec, self.rng
         act = np.nonzero(self.g.active)[0]
         n = len(act)
@@ -402,6 +556,10 @@ class _Pedestrians:
         noise = rng.normal(0.0, spec.heading_noise * math.sqrt(dt), n)
         # crossing: start now and then, heading away from the nearest obstacle; end on the far sidewalk
         start = (~self.crossing[act]) & (rng.random(n) < spec.crossing_rate * dt)
+        if start.any() and len(vehicle_xy):  # only with no vehicle near (pedestrians look before crossing)
+            idx = np.nonzero(start)[0]
+            d = np.linalg.norm(xy[idx, None, :] - vehicle_xy[None], axis=2).min(axis=1)
+            start[idx[d < spec.crossing_clear]] = False
         clear_here = self.clear(xy, outside=0.0)
         self.cross_dir[act[start]] = self._gradient_dir(xy[start])
         self.crossing[act[start]] = True
@@ -608,9 +766,10 @@ def simulate_traffic(world: Any, n_frames: int, rate_hz: float, rng: np.random.G
     net = build_network(world, spec, region) if density.vehicles_per_km2 > 0 else None
     nv, npd, nd = _counts(world, net, density, spec, region)
     veh_allowed = lookup(world, passable_columns(world, spec.vehicle_clear_height) & rmask)
-    vehicles = _Vehicles(world, net, spec, veh_allowed, nv, rng, ids) if net is not None else \
-        _Vehicles(world, StreetNetwork(np.zeros((0, 2)), np.zeros((0, 2), np.int64), (), np.zeros(0), np.zeros(0)),
-                  spec, veh_allowed, 0, rng, ids)
+    if net is None:
+        net = StreetNetwork(np.zeros((0, 2)), np.zeros((0, 2), np.int64), (), np.zeros(0), np.zeros(0))
+    junctions = build_junctions(net, lookup(world, clearance_map(world, spec.vehicle_clear_height)))
+    vehicles = _Vehicles(world, net, spec, veh_allowed, nv if net.n_edges else 0, rng, ids, junctions)
     peds = _Pedestrians(world, spec, rmask, npd, rng, ids, region if nv > 0 else False)
     drones = _Drones(world, spec, region, nd, rng, ids)
     groups = [vehicles.g, peds.g, drones.g]
@@ -644,8 +803,8 @@ def simulate_traffic(world: Any, n_frames: int, rate_hz: float, rng: np.random.G
         vehicles.after_step(ground_boxes)
         step_times.append(time.perf_counter() - t0)
     info = {"vehicles": nv, "pedestrians": int(peds.g.active.sum()), "drones": int(drones.g.active.sum()),
-            "street_edges": 0 if net is None else net.n_edges,
-            "street_km": 0.0 if net is None else float(net.edge_length.sum() / 1000),
+            "street_edges": net.n_edges, "street_km": float(net.edge_length.sum() / 1000),
+            "junctions": junctions.n, **vehicles.counts,
             "steps": len(step_times), "step_s": dt, "seconds": time.perf_counter() - t_start}
     return TrafficRecording(frames, rate_hz, info)
 
@@ -665,7 +824,7 @@ def _step(vehicles: _Vehicles, peds: _Pedestrians, drones: _Drones, raster: _Age
     old_s, old_v = vehicles.s.copy(), vehicles.v.copy()
     old_heading = peds.heading.copy()
     pv = vehicles.propose(dt, raster, vel, 0)
-    pp = peds.propose(dt, raster, nv)
+    pp = peds.propose(dt, raster, nv, vehicles.g.centers[vehicles.g.active, :2])
     pd = drones.propose(dt)
     vehicles.apply(pv, dt)
     peds.apply(pp, dt)
