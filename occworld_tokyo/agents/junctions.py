@@ -14,7 +14,7 @@ street: approaches more than 140 deg apart), so that crossing streams never shar
            until the box is empty) -> green for the next waiting group in turn
 
 With no one waiting elsewhere the green stays. Within a green group, `Movements` tells which paths through
-the box conflict and who has the right of way; the vehicles (traffic.py) wait at the stop line accordingly.
+the box conflict and who has the right of way; the vehicles (vehicles.py) wait at the stop line accordingly.
 Pure numpy state; the loop over junctions per step is short (a few dozen junctions per square kilometre).
 """
 
