@@ -66,6 +66,12 @@ def test_stage1_outputs_and_checkpoint_contents(tokenizer_run: Path) -> None:
     assert ckpt["scheduler"]["step_count"] == ckpt["global_iter"]
     m = json.loads((tok / "metrics" / "epoch_2.json").read_text())
     assert m["epoch"] == 2 and m["val_loss"] > 0 and 0 <= m["recon"]["iou"] <= 1
+    assert m["codebook"]["n_e"] == 32 and 1 <= m["codebook"]["codes_used"] <= 32
+    assert 1.0 <= m["codebook"]["code_perplexity"] <= m["codebook"]["codes_used"] + 1e-6
+    # the config restarts dead codes every 3 steps: counts since the last restart (step 18) travel in the file
+    assert ckpt["vq_code_counts"].shape == (32,) and ckpt["vq_code_counts"].sum() == 2 * 2 * 16 * 16
+    log = next(tok.glob("train_*.log")).read_text()
+    assert "codes_restarted" in log and "codes_used" in log and "of 32 codes used" in log
     best = load_checkpoint(tok / "best.pth")
     assert best["best_val_loss"] == min(json.loads((tok / "metrics" / f"epoch_{e}.json").read_text())["val_loss"]
                                         for e in (1, 2))
@@ -111,8 +117,9 @@ def test_nan_loss_stops_with_step_named(tmp_path: Path, data_root: Path) -> None
 
 
 def test_kill_and_resume_gives_same_weights(tmp_path: Path, data_root: Path) -> None:
+    # dead-code restarts every 5 steps: a kill after step 12 resumes with the counts of steps 11-12 (from the file)
     opts = ("max_epochs=2", "checkpoint_config.interval_iters=2", "data.workers_per_gpu=1",
-            "evaluation.interval=2", "evaluation.max_samples=2")
+            "evaluation.interval=2", "evaluation.max_samples=2", "model.vae.dead_code_restart.every=5")
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     train(TOK_CFG, straight, data_root, options=opts)
     proc = subprocess.Popen(_cmd(TOK_CFG, broken, data_root, options=opts), cwd=ROOT, env=_env(),

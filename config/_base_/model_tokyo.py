@@ -34,6 +34,9 @@ model = dict(
         e_dim=64,               # guide: dim=64
         beta=0.25,              # guide: commitment=0.25
         loss_weights=dict(ce=10.0, lovasz=1.0, embed=1.0),
+        # not in OccWorld: every `every` training steps, move the codes chosen less than min_share x their uniform
+        # share onto encoder vectors of the batch (against codebook collapse; 0 = off). docs/model.md
+        dead_code_restart=dict(every=50, min_share=0.03),
     ),
     transformer=dict(
         num_layers=2,           # guide: U-Net levels

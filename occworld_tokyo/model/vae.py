@@ -198,15 +198,23 @@ class VectorQuantizer(nn.Module):
 
     Nearest-L2 lookup; loss = ||sg[z] - z_q||^2 + beta * ||z - sg[z_q]||^2; straight-through gradient
     z_q = z + sg[z_q - z] so the encoder receives the decoder's gradient. The lookup runs in fp32 under autocast.
+
+    Dead-code restart (off unless `track_usage`; not in OccWorld): while training, `code_counts` sums how often
+    each code is chosen and `last_inputs` keeps the latest batch's encoder vectors; `restart_dead_codes()` moves
+    the rarely chosen codes onto some of those vectors (Jukebox / SoundStream practice against codebook collapse).
+    Both buffers are non-persistent, so the state_dict keeps the released checkpoint's names exactly.
     """
 
-    def __init__(self, n_e: int, e_dim: int, z_channels: int, beta: float):
+    def __init__(self, n_e: int, e_dim: int, z_channels: int, beta: float, track_usage: bool = False):
         super().__init__()
         self.n_e, self.e_dim, self.beta = n_e, e_dim, beta
         self.embedding = nn.Embedding(n_e, e_dim)
         self.embedding.weight.data.uniform_(-1.0 / n_e, 1.0 / n_e)
         self.quant_conv = nn.Conv2d(z_channels, e_dim, 1)
         self.post_quant_conv = nn.Conv2d(e_dim, z_channels, 1)
+        self.track_usage = track_usage
+        self.register_buffer("code_counts", torch.zeros(n_e, dtype=torch.float64), persistent=False)
+        self.last_inputs: Tensor | None = None
 
     def quantize(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """z (N, e_dim, h, w) after quant_conv -> (z_q straight-through, embed loss, indices (N, h, w))."""
@@ -217,6 +225,9 @@ class VectorQuantizer(nn.Module):
             dist = (flat.pow(2).sum(1, keepdim=True) - 2.0 * flat @ codebook.t()
                     + codebook.pow(2).sum(1)[None, :])
             indices = dist.argmin(dim=1)
+            if self.track_usage and self.training and torch.is_grad_enabled():
+                self.code_counts += torch.bincount(indices, minlength=self.n_e).to(self.code_counts.dtype)
+                self.last_inputs = flat.detach()
             z_q = codebook[indices].view(z.shape[0], z.shape[2], z.shape[3], self.e_dim).permute(0, 3, 1, 2)
             loss = F.mse_loss(z_q, z.detach()) + self.beta * F.mse_loss(z, z_q.detach())
             z_q = z + (z_q - z).detach()
@@ -225,6 +236,62 @@ class VectorQuantizer(nn.Module):
     def lookup(self, indices: Tensor) -> Tensor:
         """Code indices (N, h, w) -> codebook vectors (N, e_dim, h, w)."""
         return self.embedding(indices).permute(0, 3, 1, 2).contiguous()
+
+    def dead_codes(self, min_share: float) -> Tensor:
+        """Indices of the codes chosen fewer than `min_share` x the uniform share (total / n_e) of times since
+        the counts were last reset. Empty before any counted step."""
+        total = float(self.code_counts.sum())
+        if total <= 0:
+            return torch.zeros(0, dtype=torch.long, device=self.code_counts.device)
+        return torch.nonzero(self.code_counts < min_share * total / self.n_e).flatten()
+
+    @torch.no_grad()
+    def restart_dead_codes(self, min_share: float, generator: torch.Generator) -> int:
+        """Move every dead code (see `dead_codes`) onto a random vector of the latest training batch (distinct
+        vectors while there are enough, else repeats with 1 % noise), then reset the counts. Returns how many
+        codes moved. Draws from `generator` (a CPU generator) so that runs and resumed runs repeat exactly."""
+        dead = self.dead_codes(min_share)
+        n = int(dead.numel())
+        if n and self.last_inputs is not None and self.last_inputs.shape[0] > 0:
+            pool = self.last_inputs
+            if pool.shape[0] >= n:
+                pick = torch.randperm(pool.shape[0], generator=generator)[:n]
+                new = pool[pick.to(pool.device)]
+            else:
+                pick = torch.randint(pool.shape[0], (n,), generator=generator)
+                noise = torch.randn((n, self.e_dim), generator=generator).to(pool.device)
+                new = pool[pick.to(pool.device)]
+                new = new + 0.01 * new.std() * noise
+            self.embedding.weight.data[dead] = new.to(self.embedding.weight.dtype)
+        else:
+            n = 0
+        self.code_counts.zero_()
+        return n
+
+
+def codebook_usage(indices: Tensor | None, n_e: int, counts: Tensor | None = None) -> dict[str, float]:
+    """How a codebook is used: {'codes_used': distinct codes, 'code_perplexity': exp(entropy) of the usage
+    histogram (n_e when uniform, 1 when one code takes all)}, from code `indices` or a ready `counts` histogram."""
+    if counts is None:
+        counts = torch.bincount(indices.flatten().long(), minlength=n_e)
+    counts = counts.double()
+    p = counts[counts > 0] / counts.sum()
+    return {"codes_used": float((counts > 0).sum()), "code_perplexity": float(torch.exp(-(p * p.log()).sum()))}
+
+
+def _restart_spec(cfg: dict | None) -> dict | None:
+    """`dead_code_restart=dict(every=N, min_share=s)` -> checked dict, or None (off, as OccWorld)."""
+    if not cfg:
+        return None
+    unknown = set(cfg) - {"every", "min_share"}
+    if unknown:
+        raise TypeError(f"VAERes2D: dead_code_restart has unknown keys {sorted(unknown)} (known: every, min_share)")
+    every, min_share = int(cfg.get("every", 0)), float(cfg.get("min_share", 0.03))
+    if every <= 0:
+        return None
+    if not 0.0 < min_share < 1.0:
+        raise ValueError(f"VAERes2D: dead_code_restart.min_share must be in (0, 1) (got {min_share})")
+    return {"every": every, "min_share": min_share}
 
 
 class VAERes2D(nn.Module):
@@ -238,7 +305,8 @@ class VAERes2D(nn.Module):
                  expansion: int = 8, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4), num_res_blocks: int = 2,
                  attn_resolutions: Sequence[int] = (50,), dropout: float = 0.0, z_channels: int = 128,
                  n_e: int = 512, e_dim: int = 128, beta: float = 1.0,
-                 loss_weights: dict | None = None, lovasz_classes: str = "present", **unused):
+                 loss_weights: dict | None = None, lovasz_classes: str = "present",
+                 dead_code_restart: dict | None = None, **unused):
         super().__init__()
         if unused:
             raise TypeError(f"VAERes2D: unknown config keys {sorted(unused)}")
@@ -257,7 +325,8 @@ class VAERes2D(nn.Module):
         self.class_embeds = nn.Embedding(num_classes, expansion)
         self.encoder = Encoder2D(Z * expansion, ch, ch_mult, num_res_blocks, attn_resolutions, X, z_channels, dropout)
         self.decoder = Decoder2D(Z * expansion, ch, ch_mult, num_res_blocks, attn_resolutions, X, z_channels, dropout)
-        self.vqvae = VectorQuantizer(n_e, e_dim, z_channels, beta)
+        self.dead_code_restart = _restart_spec(dead_code_restart)
+        self.vqvae = VectorQuantizer(n_e, e_dim, z_channels, beta, track_usage=self.dead_code_restart is not None)
 
     # -- pieces --------------------------------------------------------------------------------------------
     def grid_signature(self) -> tuple[int, int, int, int]:
@@ -319,7 +388,7 @@ class VAERes2D(nn.Module):
         """Reconstruction step. occ (B, F, X, Y, Z) label ids -> {'loss', 'ce', 'lovasz', 'embed_loss': scalars,
         'pred': (B, F, X, Y, Z) argmax labels (no grad)}. loss = w_ce*CE + w_lovasz*Lovasz + w_embed*VQ."""
         b, f = occ.shape[:2]
-        z_q, embed_loss, _ = self._encode(occ)
+        z_q, embed_loss, indices = self._encode(occ)
         logits = self.decode_latents(z_q)
         target = occ.flatten(0, 1).long()
         ce = occupancy_ce(logits, target)
@@ -328,7 +397,7 @@ class VAERes2D(nn.Module):
         loss = w["ce"] * ce + w["lovasz"] * lovasz + w["embed"] * embed_loss
         pred = logits.detach().argmax(dim=1).view(b, f, *self.grid_size)
         return {"loss": loss, "ce": ce.detach(), "lovasz": lovasz.detach(), "embed_loss": embed_loss.detach(),
-                "pred": pred}
+                "pred": pred, "indices": indices.view(b, f, *indices.shape[1:])}
 
     def forward(self, occ: Tensor) -> dict[str, Tensor]:
         return self.forward_train(occ)

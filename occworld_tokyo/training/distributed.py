@@ -75,6 +75,21 @@ def all_reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
     return value
 
 
+def all_reduce_sum(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """A copy of `value` summed over all processes (the value itself when not distributed)."""
+    if env.distributed:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
+
+
+def broadcast_(tensor: torch.Tensor, env: DistEnv, src: int = 0) -> torch.Tensor:
+    """In place: every process gets process `src`'s values."""
+    if env.distributed:
+        dist.broadcast(tensor, src=src)
+    return tensor
+
+
 def all_gather_objects(obj, env: DistEnv) -> list:
     if not env.distributed:
         return [obj]

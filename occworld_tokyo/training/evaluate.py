@@ -58,6 +58,9 @@ def evaluate(model: torch.nn.Module, loader, stage: str, grid: GridSpec, rate_hz
     visibility = bool(eval_cfg.get("visibility"))
     recon = ReconstructionMetrics(num_classes, free_index)
     if stage == "tokenizer":
+        from occworld_tokyo.model.vae import codebook_usage
+
+        code_counts = torch.zeros(model.n_e, dtype=torch.long)
         for batch in loader:
             occ = batch["occ"].to(device).long()
             with precision.autocast():
@@ -66,12 +69,14 @@ def evaluate(model: torch.nn.Module, loader, stage: str, grid: GridSpec, rate_hz
             _accumulate(sums, out, b)
             mask = batch["visible"].to(device) if visibility else None
             recon.update(out["pred"], occ, mask)
+            code_counts += torch.bincount(out["indices"].flatten().cpu(), minlength=model.n_e)
             if not example:
                 example = {"gt": occ[0].cpu().numpy(), "pred": out["pred"][0].cpu().numpy()}
             n += b
             if max_samples and n >= max_samples:
                 break
-        metrics = {**_mean_losses(sums, n), "recon": recon.compute()}
+        metrics = {**_mean_losses(sums, n), "recon": recon.compute(),
+                   "codebook": {"n_e": model.n_e, **codebook_usage(None, model.n_e, code_counts)}}
     else:
         metrics, example, n = _evaluate_world_model(model, loader, grid, rate_hz, device, precision, eval_cfg,
                                                     num_classes, free_index, max_samples, recon)

@@ -4,7 +4,8 @@
       -> distributed set-up, seeding, logging
       -> data (split by session), model, initial weights (pretrained / tokenizer / resume)
       -> AdamW + warmup-cosine per iteration, grad clipping, fp16+GradScaler on CUDA / fp32|bf16 on CPU
-      -> for each epoch, for each batch: step; every `checkpoint_config.interval_iters`: latest.pth
+      -> for each epoch, for each batch: step; tokenizer: dead-code restart every `dead_code_restart.every` its
+         (when configured); every `checkpoint_config.interval_iters`: latest.pth
       -> every `evaluation.interval` epochs and at the end: validate, epoch_N.pth, best.pth, metrics JSON
 
 Stage = 'tokenizer' when cfg.model.type == 'VAERes2D' (VAERes2D.forward_train(occ)), else 'world_model'
@@ -37,6 +38,7 @@ from tqdm import tqdm
 from occworld_tokyo.config import ConfigError
 from occworld_tokyo.dataset import DataBundle, ResumableSampler, build_datasets, make_loader
 from occworld_tokyo.training import checkpoint as ckpt_io
+from occworld_tokyo.training.codebook import counts_for_checkpoint, restart_dead_codes, restart_due, restore_counts
 from occworld_tokyo.training.distributed import (DistEnv, all_gather_objects, all_reduce_mean, barrier, cleanup,
                                                  init_distributed)
 from occworld_tokyo.training.evaluate import evaluate
@@ -221,12 +223,12 @@ def restore_model(model: torch.nn.Module, ckpt: dict, path: Path, stage: str) ->
 
 
 def make_payload(model, optimizer, scheduler, scaler, state: TrainState, cfg: dict, stage: str,
-                 rng_states: list, world_size: int) -> dict:
+                 rng_states: list, world_size: int, vq_code_counts: torch.Tensor | None = None) -> dict:
     from occworld_tokyo.model import checkpoint_metadata
 
     meta = dict(checkpoint_metadata(model))
     meta.update({"torch": str(torch.__version__), "world_size": world_size, "time": datetime.now().isoformat()})
-    return {
+    payload = {
         "state_dict": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -240,6 +242,9 @@ def make_payload(model, optimizer, scheduler, scaler, state: TrainState, cfg: di
         "config_json": json.dumps(cfg, default=str),
         "meta": meta,
     }
+    if vq_code_counts is not None:
+        payload["vq_code_counts"] = vq_code_counts  # dead-code restart: code choices since the last restart
+    return payload
 
 
 # ------------------------------------------------------------------------------------------------ the run
@@ -258,6 +263,7 @@ def run(cfg: dict, opts: RunOptions) -> dict[str, Any]:
 
 def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
     from occworld_tokyo.model import build_model, mark_tokenizer_trained
+    from occworld_tokyo.model.vae import codebook_usage
 
     work_dir = Path(opts.work_dir)
     log_path = setup_logging(work_dir, env)
@@ -343,6 +349,8 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
         state.iter_in_epoch = int(ckpt.get("iter_in_epoch", 0))
         state.best_val_loss = float(ckpt.get("best_val_loss", math.inf))
         state.last_checkpoint = resume_path
+        if stage == "tokenizer":
+            restore_counts(model, ckpt.get("vq_code_counts"), env)
         rngs = ckpt.get("rng") or []
         if len(rngs) == env.world_size:
             ckpt_io.restore_rng(rngs[env.rank])
@@ -388,11 +396,12 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
 
     def save(path: Path) -> None:
         rngs = all_gather_objects(ckpt_io.capture_rng(), env)
+        vq_counts = counts_for_checkpoint(model, env) if stage == "tokenizer" else None
         if env.is_main:
             if stage == "tokenizer":
                 mark_tokenizer_trained(model)  # the tokenizer in this file has been trained on this grid
             ckpt_io.save_checkpoint(path, make_payload(model, optimizer, scheduler, scaler, state, cfg, stage,
-                                                       rngs, env.world_size))
+                                                       rngs, env.world_size, vq_counts))
         state.last_checkpoint = path
         barrier(env)
 
@@ -455,6 +464,13 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
                     if k != "pred" and torch.is_tensor(v) and v.numel() == 1:
                         window[k] = window.get(k, 0.0) + float(v.detach().float())
                 window["grad_norm"] = window.get("grad_norm", 0.0) + float(grad_norm)
+                if stage == "tokenizer":
+                    if "indices" in out:
+                        for k, v in codebook_usage(out["indices"], model.n_e).items():
+                            window[k] = window.get(k, 0.0) + v
+                    if restart_due(model, state.global_iter):
+                        moved = restart_dead_codes(model, env, step_seed(seed, 0, state.global_iter))
+                        window["codes_restarted"] = window.get("codes_restarted", 0.0) + moved
                 window["_count"] = window.get("_count", 0.0) + 1
                 bar.update(1)
                 if state.global_iter % log_every == 0 or state.iter_in_epoch == iters_per_epoch:
@@ -487,11 +503,14 @@ def _batch_indices(batch: dict, bundle: DataBundle) -> list[int]:
     return [lookup.get((int(p), int(s)), -1) for p, s in batch["index"].tolist()]
 
 
+_SUMMED = {"codes_restarted"}  # logged as the window's total, not its mean
+
+
 def _log_window(writer, window: dict, lr: float, t_window: float, n_window: int, data_wait: float,
                 step_time: float, env: DistEnv, state: TrainState, iters_per_epoch: int, total_iters: int,
                 bar) -> None:
     count = max(1.0, window.pop("_count", 1.0))
-    means = {k: v / count for k, v in window.items()}
+    means = {k: v if k in _SUMMED else v / count for k, v in window.items()}
     dt = max(1e-9, time.perf_counter() - t_window)
     sps = n_window / dt
     mem = memory_mb(env.device)
@@ -565,6 +584,10 @@ def format_metrics(m: dict) -> str:
             r = m[key]
             lines.append(f"  tokenizer reconstruction ({'val frames' if key == 'recon' else 'future frames'}): "
                          f"mIoU {_pct(r.get('miou'))} IoU {_pct(r.get('iou'))}")
+    if "codebook" in m:
+        c = m["codebook"]
+        lines.append(f"  codebook: {c['codes_used']:.0f} of {c['n_e']} codes used on the val frames, "
+                     f"perplexity {c['code_perplexity']:.1f}")
     for method, f in m.get("forecast", {}).items():
         vpq = m.get("vpq", {}).get(method, {}).get("vpq")
         lines.append(f"  {method:12s} mIoU 1/2/3s {_pct(f.get('miou_1s'))}/{_pct(f.get('miou_2s'))}/"
@@ -599,6 +622,9 @@ def _tensorboard_eval(writer, metrics: dict, example: dict, step: int) -> None:
     for k, v in (metrics.get("summary") or {}).items():
         if v is not None:
             writer.add_scalar(f"val/{k}", v, step)
+    for k in ("codes_used", "code_perplexity"):
+        if k in metrics.get("codebook", {}):
+            writer.add_scalar(f"val/{k}", metrics["codebook"][k], step)
     if example:
         gt, pred = example["gt"], example["pred"]
         for t in range(gt.shape[0]):
