@@ -3,12 +3,15 @@
 city mesh -> voxel world -> per session: trajectory + moving agents (traffic) -> per frame: ego crop with the
 agents painted in (+ lidar, camera, masks, which see the agents too) -> files.
 Sessions are independent: a process pool runs them in parallel (`workers`), `shard=(i, n)` keeps every
-n-th session for cluster array jobs, and finished sessions are skipped on re-runs. Each session's random
-stream is seeded by (seed, session index), so output is byte-identical for a seed whatever the worker count.
+n-th session for cluster array jobs, and finished sessions are skipped on re-runs, but only when their meta.json
+says they were made with this run's settings, city and `DATA_REVISION` (anything else stops the run before it
+writes). Each session's random stream is seeded by (seed, session index), so output is byte-identical for a seed
+whatever the worker count.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -25,6 +28,14 @@ from occworld_tokyo.citymodel.mesh import CityMesh
 from occworld_tokyo.grid import DEFAULT_GRID, GridSpec
 from occworld_tokyo.sessions import layout, writer
 from occworld_tokyo.trajectories.trajectory import Trajectory
+
+DATA_REVISION = 2
+"""Revision of the generated data, written to meta.json `generator.revision`. Bump it whenever the same spec and
+city produce different data (e.g. a traffic model change), so that re-runs into a folder of older sessions stop
+instead of silently mixing them. 1 = sessions without the field; 2 = signalled junctions."""
+
+SAMPLE_DISTRICT = "<built-in sample district>"  # meta.json city.inputs when no --input is given
+REUSE_FIX = "choose a new --output folder, or delete those sessions to regenerate them"
 
 
 class GenerationError(RuntimeError):
@@ -76,13 +87,19 @@ class GenerationReport:
     output: Path
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)  # complete sessions in the folder that this run did not plan
     frames_written: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
         fps = self.frames_written / self.seconds if self.seconds > 0 else 0.0
-        return (f"{len(self.written)} session(s) written, {len(self.skipped)} already complete (skipped), "
+        text = (f"{len(self.written)} session(s) written, {len(self.skipped)} already complete (skipped), "
                 f"{self.frames_written} frames in {self.seconds:.1f} s ({fps:.2f} frames/s) -> {self.output}")
+        if self.others:
+            shown = ", ".join(self.others[:3]) + (", ..." if len(self.others) > 3 else "")
+            text += (f"\nnote: {self.output} holds {len(self.others)} other session(s) not from this run ({shown}): "
+                     "training reads every session in the folder")
+        return text
 
 
 @dataclass
@@ -206,7 +223,7 @@ def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory, traffic
         "rate_hz": ctx.spec.rate_hz,
         "seed": ctx.spec.seed,
         "session_index": index,
-        "generator": {"name": "occworld_tokyo", "version": __version__},
+        "generator": {"name": "occworld_tokyo", "version": __version__, "revision": DATA_REVISION},
         "city": ctx.city_meta,
         "frames": {
             "world": "city local frame: x east, y north, z up (metres above the source vertical datum)",
@@ -265,6 +282,107 @@ def check_output_dir(output: Path) -> None:
             "nothing was written: choose an empty or new folder, or one that holds only earlier sessions")
 
 
+def requested_settings(spec: GenerationSpec, index: int, agent: str, inputs: list[str]) -> dict[str, object]:
+    """What this run would record in session `index`'s meta.json, for the fields that decide its data."""
+    d = spec.density
+    return {
+        "agent_type": agent,
+        "n_frames": spec.frames,
+        "rate_hz": spec.rate_hz,
+        "seed": spec.seed,
+        "session_index": index,
+        "generator.revision": DATA_REVISION,
+        "sensors": spec.sensors,
+        "traffic.density_per_km2.vehicles": d.vehicles_per_km2,
+        "traffic.density_per_km2.pedestrians": d.pedestrians_per_km2,
+        "traffic.density_per_km2.drones": d.drones_per_km2,
+        "city.inputs": inputs,
+    }
+
+
+def recorded_settings(meta: dict) -> dict[str, object]:
+    """The fields of `requested_settings` as an existing meta.json records them (None where missing; sessions
+    written before `DATA_REVISION` existed are revision 1)."""
+    def get(path: str, default: object = None) -> object:
+        value: object = meta
+        for key in path.split("."):
+            if not isinstance(value, dict) or key not in value:
+                return default
+            value = value[key]
+        return value
+
+    out = {k: get(k) for k in ("agent_type", "n_frames", "rate_hz", "seed", "session_index",
+                               "traffic.density_per_km2.vehicles", "traffic.density_per_km2.pedestrians",
+                               "traffic.density_per_km2.drones", "city.inputs")}
+    out["generator.revision"] = get("generator.revision", 1)
+    out["sensors"] = get("sensors") is not None
+    return out
+
+
+def _same_inputs(a: object, b: object) -> bool:
+    """Same city inputs: equal as written, or naming the same paths (relative ones resolved here)."""
+    if a == b:
+        return True
+    if not (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)):
+        return False
+    return all(x == y or (isinstance(x, str) and Path(x).resolve() == Path(y).resolve()) for x, y in zip(a, b))
+
+
+def settings_differences(existing: dict[str, object], requested: dict[str, object]) -> list[str]:
+    """'field: existing X, requested Y' for every field of `requested` that `existing` records otherwise."""
+    out = []
+    for key, want in requested.items():
+        have = existing.get(key)
+        same = _same_inputs(have, want) if key == "city.inputs" else have == want
+        if not same:
+            out.append(f"{key}: existing {json.dumps(have)}, requested {json.dumps(want)}")
+    return out
+
+
+def read_session_meta(session: Path) -> dict:
+    """A finished session's meta.json; GenerationError naming the file when it cannot be read."""
+    path = session / "meta.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GenerationError(_unreadable(path, f"{type(exc).__name__}: {exc}")) from exc
+    if not isinstance(meta, dict):
+        raise GenerationError(_unreadable(path, "not a JSON object"))
+    return meta
+
+
+def _unreadable(path: Path, why: str) -> str:
+    return (f"cannot read {path} ({why}), so it is unknown how that session was made; nothing was written: "
+            f"choose a new --output folder, or delete {path.parent} to regenerate it")
+
+
+def check_reusable(output: Path, jobs: list[tuple[int, str, str]], spec: GenerationSpec, inputs: list[str]) -> None:
+    """Raise GenerationError, before anything is written, when a finished session of `jobs` in `output` was made
+    with other settings, another city or another `DATA_REVISION` than this run would use."""
+    problems = []
+    for index, agent, name in jobs:
+        session = output / name
+        if not layout.is_session_dir(session):
+            continue
+        diffs = settings_differences(recorded_settings(read_session_meta(session)),
+                                     requested_settings(spec, index, agent, inputs))
+        if diffs:
+            problems.append(f"  {session}: " + "; ".join(diffs))
+    if problems:
+        shown = problems[:5] + ([f"  ... and {len(problems) - 5} more"] if len(problems) > 5 else [])
+        raise GenerationError(
+            f"--output {output} already holds {len(problems)} session(s) under this run's names but made with "
+            "other settings, city or generator revision; skipping them would mix two datasets, so nothing was "
+            "written:\n"
+            + "\n".join(shown) + f"\n{REUSE_FIX}")
+
+
+def other_sessions(output: Path, spec: GenerationSpec) -> list[str]:
+    """Finished sessions in `output` that this spec does not plan (any shard of it)."""
+    planned = set(spec.names())
+    return [p.name for p in layout.find_sessions(output) if p.name not in planned]
+
+
 def load_city_mesh(inputs: list[str] | None, strict: bool = False, progress: bool = True) -> CityMesh:
     """The city to generate from: the PLATEAU files given, or the built-in sample district."""
     if not inputs:
@@ -289,7 +407,9 @@ def generate_sessions(output: str | Path, inputs: list[str] | None = None, *, sp
     agents = spec.agents()
     shard_i, shard_n = spec.shard
     jobs = [(i, agents[i], names[i]) for i in range(spec.sessions) if i % shard_n == shard_i]
-    report = GenerationReport(output=output)
+    input_names = [str(p) for p in inputs or [SAMPLE_DISTRICT]]
+    check_reusable(output, jobs, spec, input_names)
+    report = GenerationReport(output=output, others=other_sessions(output, spec))
     todo = []
     for job in jobs:
         if layout.is_session_dir(output / job[2]):
@@ -308,7 +428,7 @@ def generate_sessions(output: str | Path, inputs: list[str] | None = None, *, sp
         world = build_voxel_world(mesh, progress=progress)
     output.mkdir(parents=True, exist_ok=True)
     _CTX = _Context(mesh=mesh, world=world, spec=spec, grid=DEFAULT_GRID,
-                    city_meta=_city_meta(mesh, [str(p) for p in inputs or ["<built-in sample district>"]]),
+                    city_meta=_city_meta(mesh, input_names),
                     output=output)
     ctx_mp = mp.get_context("fork")
     _PROGRESS = ctx_mp.Value("l", 0)
