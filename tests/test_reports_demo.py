@@ -20,6 +20,8 @@ def test_main_job_tiny(tmp_path, capsys):
     assert set(forecast) == {"world_model", "copy_last", "ego_warp"}
     assert 0.0 <= forecast["world_model"]["miou_avg"] <= 1.0
     assert metrics["tokenizer_stage"]["recon"]["iou"] > 0.0
+    book = metrics["tokenizer_stage"]["codebook"]
+    assert f"{book['codes_used']:.0f} of 128 codes used" in report
     for name in ("drone_camera.png", "rover_camera.png", "drone_lidar.png", "drone_occupancy_bev.png",
                  "losses.png", "forecast.gif"):
         assert (out / "report" / name).stat().st_size > 1000, name

@@ -117,6 +117,11 @@ def results_tables(wm: dict, tok: dict | None) -> tuple[list[str], list[str]]:
            ("tokenizer, future frames (ceiling of the forecast)", wm.get("recon_future"))]
     lines += ["", "| reconstruction | mIoU | IoU |", "|---|---|---|"]
     lines += [f"| {name} | {_pct(r.get('miou'))} | {_pct(r.get('iou'))} |" for name, r in rec if r]
+    book = (tok or {}).get("codebook")
+    if book:
+        lines += ["", f"Tokenizer codebook on the validation frames: {book['codes_used']:.0f} of {book['n_e']} codes "
+                      f"used, perplexity {book['code_perplexity']:.1f} (a handful of codes = a collapsed codebook; "
+                      "docs/model.md)."]
     verdict = []
     for key, label in (("miou_avg", "mIoU (avg of 1/2/3 s)"), ("iou_avg", "IoU (avg of 1/2/3 s)")):
         scores = {m: fc[m].get(key) for m in METHODS if m in fc and fc[m].get(key) is not None}

@@ -11,7 +11,6 @@ whatever the worker count.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -27,19 +26,9 @@ from occworld_tokyo.agents import AgentStates, TrafficDensity, TrafficRecording
 from occworld_tokyo.citymodel.mesh import CityMesh
 from occworld_tokyo.grid import DEFAULT_GRID, GridSpec
 from occworld_tokyo.sessions import layout, writer
+from occworld_tokyo.sessions.layout import GenerationError
+from occworld_tokyo.sessions.reuse import DATA_REVISION, SAMPLE_DISTRICT, check_reusable, other_sessions
 from occworld_tokyo.trajectories.trajectory import Trajectory
-
-DATA_REVISION = 2
-"""Revision of the generated data, written to meta.json `generator.revision`. Bump it whenever the same spec and
-city produce different data (e.g. a traffic model change), so that re-runs into a folder of older sessions stop
-instead of silently mixing them. 1 = sessions without the field; 2 = signalled junctions."""
-
-SAMPLE_DISTRICT = "<built-in sample district>"  # meta.json city.inputs when no --input is given
-REUSE_FIX = "choose a new --output folder, or delete those sessions to regenerate them"
-
-
-class GenerationError(RuntimeError):
-    """The generation cannot start or go on; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -280,107 +269,6 @@ def check_output_dir(output: Path) -> None:
         raise GenerationError(
             f"--output {output} already holds things that are not sessions ({shown}); "
             "nothing was written: choose an empty or new folder, or one that holds only earlier sessions")
-
-
-def requested_settings(spec: GenerationSpec, index: int, agent: str, inputs: list[str]) -> dict[str, object]:
-    """What this run would record in session `index`'s meta.json, for the fields that decide its data."""
-    d = spec.density
-    return {
-        "agent_type": agent,
-        "n_frames": spec.frames,
-        "rate_hz": spec.rate_hz,
-        "seed": spec.seed,
-        "session_index": index,
-        "generator.revision": DATA_REVISION,
-        "sensors": spec.sensors,
-        "traffic.density_per_km2.vehicles": d.vehicles_per_km2,
-        "traffic.density_per_km2.pedestrians": d.pedestrians_per_km2,
-        "traffic.density_per_km2.drones": d.drones_per_km2,
-        "city.inputs": inputs,
-    }
-
-
-def recorded_settings(meta: dict) -> dict[str, object]:
-    """The fields of `requested_settings` as an existing meta.json records them (None where missing; sessions
-    written before `DATA_REVISION` existed are revision 1)."""
-    def get(path: str, default: object = None) -> object:
-        value: object = meta
-        for key in path.split("."):
-            if not isinstance(value, dict) or key not in value:
-                return default
-            value = value[key]
-        return value
-
-    out = {k: get(k) for k in ("agent_type", "n_frames", "rate_hz", "seed", "session_index",
-                               "traffic.density_per_km2.vehicles", "traffic.density_per_km2.pedestrians",
-                               "traffic.density_per_km2.drones", "city.inputs")}
-    out["generator.revision"] = get("generator.revision", 1)
-    out["sensors"] = get("sensors") is not None
-    return out
-
-
-def _same_inputs(a: object, b: object) -> bool:
-    """Same city inputs: equal as written, or naming the same paths (relative ones resolved here)."""
-    if a == b:
-        return True
-    if not (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)):
-        return False
-    return all(x == y or (isinstance(x, str) and Path(x).resolve() == Path(y).resolve()) for x, y in zip(a, b))
-
-
-def settings_differences(existing: dict[str, object], requested: dict[str, object]) -> list[str]:
-    """'field: existing X, requested Y' for every field of `requested` that `existing` records otherwise."""
-    out = []
-    for key, want in requested.items():
-        have = existing.get(key)
-        same = _same_inputs(have, want) if key == "city.inputs" else have == want
-        if not same:
-            out.append(f"{key}: existing {json.dumps(have)}, requested {json.dumps(want)}")
-    return out
-
-
-def read_session_meta(session: Path) -> dict:
-    """A finished session's meta.json; GenerationError naming the file when it cannot be read."""
-    path = session / "meta.json"
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise GenerationError(_unreadable(path, f"{type(exc).__name__}: {exc}")) from exc
-    if not isinstance(meta, dict):
-        raise GenerationError(_unreadable(path, "not a JSON object"))
-    return meta
-
-
-def _unreadable(path: Path, why: str) -> str:
-    return (f"cannot read {path} ({why}), so it is unknown how that session was made; nothing was written: "
-            f"choose a new --output folder, or delete {path.parent} to regenerate it")
-
-
-def check_reusable(output: Path, jobs: list[tuple[int, str, str]], spec: GenerationSpec, inputs: list[str]) -> None:
-    """Raise GenerationError, before anything is written, when a finished session of `jobs` in `output` was made
-    with other settings, another city or another `DATA_REVISION` than this run would use."""
-    problems = []
-    for index, agent, name in jobs:
-        session = output / name
-        if not layout.is_session_dir(session):
-            continue
-        diffs = settings_differences(recorded_settings(read_session_meta(session)),
-                                     requested_settings(spec, index, agent, inputs))
-        if diffs:
-            problems.append(f"  {session}: " + "; ".join(diffs))
-    if problems:
-        shown = problems[:5] + ([f"  ... and {len(problems) - 5} more"] if len(problems) > 5 else [])
-        raise GenerationError(
-            f"--output {output} already holds {len(problems)} session(s) under this run's names but made with "
-            "other settings, city or generator revision; skipping them would mix two datasets, so nothing was "
-            "written:\n"
-            + "\n".join(shown) + f"\n{REUSE_FIX}")
-
-
-def other_sessions(output: Path, spec: GenerationSpec) -> list[str]:
-    """Finished sessions in `output` that this spec does not plan (any shard of it)."""
-    planned = set(spec.names())
-    return [p.name for p in layout.find_sessions(output) if p.name not in planned]
 
 
 def load_city_mesh(inputs: list[str] | None, strict: bool = False, progress: bool = True) -> CityMesh:

@@ -18,6 +18,11 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+
+class GenerationError(RuntimeError):
+    """The generation cannot start or go on; the message says why and what to do."""
+
+
 AGENT_TYPES = ("drone", "rover")
 SESSION_RE = re.compile(r"^(drone|rover)_(\d{8})_(\d{6})(?:_(\d+))?$")
 TMP_PREFIX = ".tmp_"
