@@ -15,6 +15,8 @@ def test_main_job_tiny(tmp_path, capsys):
     for method in ("| world_model |", "| copy_last |", "| ego_warp |", "| constant_velocity |"):
         assert method in report
     assert "Verdict:" in report and "beat" in report
+    for row in ("| Train Loss (reconstruction) | < 0.01 |", "| Val Loss | < 0.05 |", "| mIoU | > 0.3 |", "| VPQ | > 0.2 |"):
+        assert row in report  # the guide's expected metrics, next to this run's values
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     forecast = metrics["world_model_stage"]["forecast"]
     assert set(forecast) == {"world_model", "copy_last", "ego_warp"}

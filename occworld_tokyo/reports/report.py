@@ -137,6 +137,30 @@ def results_tables(wm: dict, tok: dict | None) -> tuple[list[str], list[str]]:
     return lines, verdict
 
 
+def guide_table(wm: dict, tok: dict | None, train_ce: float | None) -> list[str]:
+    """The guide's "Expected Metrics" (train loss < 0.01, val loss < 0.05, mIoU > 0.3, VPQ > 0.2) next to this
+    run's numbers, with what each maps to here (docs/training.md, "The guide's expected metrics")."""
+    val_ce = (tok or {}).get("val_ce")
+    fc = wm.get("forecast", {}).get("world_model", {})
+    vpq = wm.get("vpq", {})
+    rows = [("Train Loss (reconstruction)", "< 0.01", train_ce, 0.01, False,
+             "tokenizer per-voxel cross-entropy, last training window"),
+            ("Val Loss", "< 0.05", val_ce, 0.05, False, "tokenizer per-voxel cross-entropy, validation frames"),
+            ("mIoU", "> 0.3", fc.get("miou_avg"), 0.3, True, "world model forecast, mean of 1 / 2 / 3 s"),
+            ("VPQ", "> 0.2", vpq.get("world_model", {}).get("vpq"), 0.2, True,
+             f"world model forecast, moving classes (ego-warp baseline: "
+             f"{_fmt(vpq.get('ego_warp', {}).get('vpq'))})")]
+    lines = ["| guide metric | guide's good value | this run | met | what it is here |", "|---" * 5 + "|"]
+    for name, good, value, bound, higher, what in rows:
+        met = "n/a" if value is None else ("yes" if (value > bound if higher else value < bound) else "no")
+        lines.append(f"| {name} | {good} | {_fmt(value)} | {met} | {what} |")
+    return lines
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.3g}"
+
+
 def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path | None, validation: str,
                  generation: str, split_note: str, timings: dict[str, float]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +170,9 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
     figs = data_figures(data, out)
     losses = loss_figure(checkpoints, out)
     tables, verdict = results_tables(wm, tok)
+    tok_logs = checkpoints / "tokenizer" / "logs"
+    ce = scalar_curves(tok_logs, ("train/ce",)).get("train/ce") if tok_logs.is_dir() else None
+    guide = guide_table(wm, tok, float(ce[1][-1]) if ce is not None and len(ce[1]) else None)
     md = ["# OccWorld Tokyo: main job report", "",
           "Built-in sample district -> drone and rover sessions -> tokenizer (stage 1) -> world model (stage 2) -> "
           "evaluation against two baselines. CPU-sized model and grid (config/tiny_vqvae.py, config/tiny_finetune.py: "
@@ -163,6 +190,8 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
            "4 frames, 6 future frames at 2 Hz (1 s / 2 s / 3 s = steps 2 / 4 / 6); mIoU over non-free classes and "
            "binary IoU in %, VPQ in % (FIERY, moving classes; docs/metrics.md).", "", *tables, "", "Verdict:", "",
            *(verdict or ["- no forecast metrics"]), ""]
+    md += ["The guide's expected metrics (its \"good values\"), as this run measures them (docs/training.md):", "",
+           *guide, ""]
     if wm.get("notes"):
         md += ["Notes: " + "; ".join(wm["notes"]), ""]
     if forecast_dir and forecast_dir.is_dir():
