@@ -115,3 +115,29 @@ def test_drone_lidar_sees_ground_and_rooftops_from_altitude():
         roof = (scan.labels == L.BUILDING) & (np.abs(scan.points[:, 2] - 20.0) < 1e-3)
         assert roof.sum() > 100, altitude
         assert (inside & (scan.labels == L.ROAD)).sum() > 10_000, altitude
+
+
+def test_layered_caster_equals_a_caster_of_the_concatenated_mesh():
+    """Moving agents get their own small Embree scene per frame over the city's (built once): the hits must be
+    those of one scene built from city + agents, including agents in front of, behind and inside buildings'
+    shadows, and max_distance."""
+    from occworld_tokyo.citymodel.mesh import CityMesh
+
+    rng = np.random.default_rng(0)
+    city = box_city([Box((10, -5, 0), (20, 5, 15)), Box((-30, 10, 0), (-20, 30, 40)), Box((0, 40, 0), (8, 60, 25))])
+    agents = box_city([Box((c[0], c[1], 0.0), (c[0] + 4.5, c[1] + 1.8, 1.6), L.VEHICLE)
+                       for c in rng.uniform(-50, 50, (40, 2))], ground_half_size=None)
+    base = RayCaster(city)
+    layered = RayCaster.layered(base, agents)
+    whole = RayCaster(CityMesh.concatenate([city, agents]))
+    assert layered.n_triangles == whole.n_triangles and np.array_equal(layered.normals, whole.normals)
+    origins = np.column_stack([rng.uniform(-60, 60, (20000, 2)), rng.uniform(0.5, 50, 20000)])
+    dirs = rng.normal(size=(20000, 3))
+    for max_distance in (None, 30.0):
+        d1, t1 = layered.cast(origins, dirs, max_distance=max_distance)
+        d2, t2 = whole.cast(origins, dirs, max_distance=max_distance)
+        same = t1 == t2
+        assert same.mean() > 0.999  # only exact ties (a box resting on the ground, shared edges) may differ
+        np.testing.assert_allclose(d1, d2, rtol=1e-6)
+        hits_agents = (t1 >= city.n_triangles).sum()
+        assert hits_agents > 100  # the overlay is really hit (226 rays here)

@@ -188,9 +188,10 @@ def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generat
         ctx.sensor_mesh = sensor_mesh(ctx.mesh, ctx.world)
         ctx.caster = RayCaster(ctx.sensor_mesh)
     caster, mesh = ctx.caster, ctx.sensor_mesh
-    if len(agents):  # this frame's scene: the static city plus the agents' boxes
-        mesh = CityMesh.concatenate([ctx.sensor_mesh, agent_mesh(agents)])
-        caster = RayCaster(mesh)
+    if len(agents):  # this frame's scene: the static city plus the agents' boxes (only theirs is built per frame)
+        boxes = agent_mesh(agents)
+        mesh = CityMesh.concatenate([ctx.sensor_mesh, boxes])
+        caster = RayCaster.layered(ctx.caster, boxes)
     lidar_spec = default_lidar(traj.agent_type)
     scan = scan_lidar(caster, mesh, pos, quat, frame, lidar_spec, rng)
     cam_spec = default_camera(traj.agent_type)
