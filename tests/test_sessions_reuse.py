@@ -85,7 +85,7 @@ def test_rerun_with_other_settings_stops_and_leaves_everything_untouched(data, c
     msg = str(info.value)
     assert field in msg and str(session) in msg
     assert "existing" in msg and "requested" in msg
-    assert "choose a new --output folder, or delete those sessions to regenerate them" in msg
+    assert "write to a new output folder, or delete those sessions to regenerate them" in msg
     assert _digest(data) == before
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert not any(p.name.startswith(layout.TMP_PREFIX) for p in data.iterdir())

@@ -20,7 +20,7 @@ city produce different data (e.g. a traffic model change), so that re-runs into 
 instead of silently mixing them. 1 = sessions without the field; 2 = signalled junctions."""
 
 SAMPLE_DISTRICT = "<built-in sample district>"  # meta.json city.inputs when no --input is given
-REUSE_FIX = "choose a new --output folder, or delete those sessions to regenerate them"
+REUSE_FIX = "write to a new output folder, or delete those sessions to regenerate them"
 
 
 def requested_settings(spec: GenerationSpec, index: int, agent: str, inputs: list[str]) -> dict[str, object]:
@@ -94,7 +94,7 @@ def read_session_meta(session: Path) -> dict:
 
 def _unreadable(path: Path, why: str) -> str:
     return (f"cannot read {path} ({why}), so it is unknown how that session was made; nothing was written: "
-            f"choose a new --output folder, or delete {path.parent} to regenerate it")
+            f"write to a new output folder, or delete {path.parent} to regenerate it")
 
 
 def check_reusable(output: Path, jobs: list[tuple[int, str, str]], spec: GenerationSpec, inputs: list[str]) -> None:
@@ -112,7 +112,7 @@ def check_reusable(output: Path, jobs: list[tuple[int, str, str]], spec: Generat
     if problems:
         shown = problems[:5] + ([f"  ... and {len(problems) - 5} more"] if len(problems) > 5 else [])
         raise GenerationError(
-            f"--output {output} already holds {len(problems)} session(s) under this run's names but made with "
+            f"the output folder {output} already holds {len(problems)} session(s) under this run's names but made with "
             "other settings, city or generator revision; skipping them would mix two datasets, so nothing was "
             "written:\n"
             + "\n".join(shown) + f"\n{REUSE_FIX}")
