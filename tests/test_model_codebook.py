@@ -43,6 +43,9 @@ def test_usage_counted_only_when_training_with_grad():
     off = _quantizer(track=False)
     off.quantize(z)
     assert off.code_counts.sum() == 0 and off.last_inputs is None
+    # not a buffer: DistributedDataParallel re-broadcasts buffers from rank 0 at every forward, which would
+    # overwrite each process's own counts (they are summed over processes at restart time instead)
+    assert "code_counts" not in dict(vq.named_buffers()) and "code_counts" not in vq.state_dict()
 
 
 def test_dead_codes_move_onto_batch_vectors_and_counts_reset():

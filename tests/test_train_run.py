@@ -155,3 +155,5 @@ def test_two_process_gloo_run(tmp_path: Path, data_root: Path) -> None:
     assert ckpt["global_iter"] == 5 and len(ckpt["rng"]) == 2  # 20 frames / 2 ranks / batch 2
     assert not any(k.startswith("module.") for k in ckpt["state_dict"])
     assert not torch.equal(ckpt["rng"][0]["torch"], ckpt["rng"][1]["torch"])
+    # dead-code restarts every 3 steps: the counts of steps 4-5 of both processes (2 x 2 steps x 2 frames x 16 x 16)
+    assert ckpt["vq_code_counts"].sum() == 2 * 2 * 2 * 16 * 16

@@ -202,7 +202,9 @@ class VectorQuantizer(nn.Module):
     Dead-code restart (off unless `track_usage`; not in OccWorld): while training, `code_counts` sums how often
     each code is chosen and `last_inputs` keeps the latest batch's encoder vectors; `restart_dead_codes()` moves
     the rarely chosen codes onto some of those vectors (Jukebox / SoundStream practice against codebook collapse).
-    Both buffers are non-persistent, so the state_dict keeps the released checkpoint's names exactly.
+    Both are plain attributes, not buffers: the state_dict keeps the released checkpoint's names exactly, and
+    DistributedDataParallel (which re-broadcasts buffers from rank 0 at every forward) leaves each process's
+    counts its own, to be summed at restart time.
     """
 
     def __init__(self, n_e: int, e_dim: int, z_channels: int, beta: float, track_usage: bool = False):
@@ -213,8 +215,15 @@ class VectorQuantizer(nn.Module):
         self.quant_conv = nn.Conv2d(z_channels, e_dim, 1)
         self.post_quant_conv = nn.Conv2d(e_dim, z_channels, 1)
         self.track_usage = track_usage
-        self.register_buffer("code_counts", torch.zeros(n_e, dtype=torch.float64), persistent=False)
+        self.code_counts = torch.zeros(n_e, dtype=torch.float64)  # on the codebook's device once counting starts
         self.last_inputs: Tensor | None = None
+
+    def counts(self) -> Tensor:
+        """`code_counts`, moved to the codebook's device first if it is elsewhere (the module was moved)."""
+        device = self.embedding.weight.device
+        if self.code_counts.device != device:
+            self.code_counts = self.code_counts.to(device)
+        return self.code_counts
 
     def quantize(self, z: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """z (N, e_dim, h, w) after quant_conv -> (z_q straight-through, embed loss, indices (N, h, w))."""
@@ -226,7 +235,7 @@ class VectorQuantizer(nn.Module):
                     + codebook.pow(2).sum(1)[None, :])
             indices = dist.argmin(dim=1)
             if self.track_usage and self.training and torch.is_grad_enabled():
-                self.code_counts += torch.bincount(indices, minlength=self.n_e).to(self.code_counts.dtype)
+                self.counts().add_(torch.bincount(indices, minlength=self.n_e).to(torch.float64))
                 self.last_inputs = flat.detach()
             z_q = codebook[indices].view(z.shape[0], z.shape[2], z.shape[3], self.e_dim).permute(0, 3, 1, 2)
             loss = F.mse_loss(z_q, z.detach()) + self.beta * F.mse_loss(z, z_q.detach())
@@ -240,10 +249,11 @@ class VectorQuantizer(nn.Module):
     def dead_codes(self, min_share: float) -> Tensor:
         """Indices of the codes chosen fewer than `min_share` x the uniform share (total / n_e) of times since
         the counts were last reset. Empty before any counted step."""
-        total = float(self.code_counts.sum())
+        counts = self.counts()
+        total = float(counts.sum())
         if total <= 0:
-            return torch.zeros(0, dtype=torch.long, device=self.code_counts.device)
-        return torch.nonzero(self.code_counts < min_share * total / self.n_e).flatten()
+            return torch.zeros(0, dtype=torch.long, device=counts.device)
+        return torch.nonzero(counts < min_share * total / self.n_e).flatten()
 
     @torch.no_grad()
     def restart_dead_codes(self, min_share: float, generator: torch.Generator) -> int:
@@ -265,7 +275,7 @@ class VectorQuantizer(nn.Module):
             self.embedding.weight.data[dead] = new.to(self.embedding.weight.dtype)
         else:
             n = 0
-        self.code_counts.zero_()
+        self.counts().zero_()
         return n
 
 

@@ -23,12 +23,13 @@ def restart_dead_codes(vae, env: DistEnv, seed: int) -> int:
     """Sum the counts over processes, restart the dead codes on process 0, share the codebook. Returns the number
     of codes moved (the same on every process)."""
     vq = vae.vqvae
-    vq.code_counts.copy_(all_reduce_sum(vq.code_counts, env))
-    moved = torch.zeros(1, dtype=torch.float64, device=vq.code_counts.device)
+    counts = vq.counts()
+    counts.copy_(all_reduce_sum(counts, env))
+    moved = torch.zeros(1, dtype=torch.float64, device=counts.device)
     if env.is_main:
         moved[0] = vq.restart_dead_codes(vae.dead_code_restart["min_share"], torch.Generator().manual_seed(seed))
     else:
-        vq.code_counts.zero_()
+        counts.zero_()
     broadcast_(vq.embedding.weight.data, env)
     broadcast_(moved, env)
     return int(moved.item())
@@ -38,7 +39,7 @@ def counts_for_checkpoint(vae, env: DistEnv) -> torch.Tensor | None:
     """The counts since the last restart, summed over processes (call on every process), or None when off."""
     if vae is None or not getattr(vae, "dead_code_restart", None):
         return None
-    return all_reduce_sum(vae.vqvae.code_counts, env).cpu()
+    return all_reduce_sum(vae.vqvae.counts(), env).cpu()
 
 
 def restore_counts(vae, counts: torch.Tensor | None, env: DistEnv) -> None:
@@ -46,6 +47,7 @@ def restore_counts(vae, counts: torch.Tensor | None, env: DistEnv) -> None:
     if vae is None or not getattr(vae, "dead_code_restart", None):
         return
     vq = vae.vqvae
-    vq.code_counts.zero_()
+    mine = vq.counts()
+    mine.zero_()
     if counts is not None and env.is_main and counts.numel() == vq.n_e:
-        vq.code_counts.copy_(counts.to(vq.code_counts))
+        mine.copy_(counts.to(mine))
