@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from occworld_tokyo.config import get_dotted
 from occworld_tokyo.sessions import layout
 from occworld_tokyo.sessions.layout import GenerationError
 
@@ -44,19 +45,11 @@ def requested_settings(spec: GenerationSpec, index: int, agent: str, inputs: lis
 def recorded_settings(meta: dict) -> dict[str, object]:
     """The fields of `requested_settings` as an existing meta.json records them (None where missing; sessions
     written before `DATA_REVISION` existed are revision 1)."""
-    def get(path: str, default: object = None) -> object:
-        value: object = meta
-        for key in path.split("."):
-            if not isinstance(value, dict) or key not in value:
-                return default
-            value = value[key]
-        return value
-
-    out = {k: get(k) for k in ("agent_type", "n_frames", "rate_hz", "seed", "session_index",
+    out = {k: get_dotted(meta, k) for k in ("agent_type", "n_frames", "rate_hz", "seed", "session_index",
                                "traffic.density_per_km2.vehicles", "traffic.density_per_km2.pedestrians",
                                "traffic.density_per_km2.drones", "city.inputs")}
-    out["generator.revision"] = get("generator.revision", 1)
-    out["sensors"] = get("sensors") is not None
+    out["generator.revision"] = get_dotted(meta, "generator.revision", 1)
+    out["sensors"] = get_dotted(meta, "sensors") is not None
     return out
 
 
