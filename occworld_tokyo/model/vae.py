@@ -396,7 +396,8 @@ class VAERes2D(nn.Module):
 
     def forward_train(self, occ: Tensor) -> dict[str, Tensor]:
         """Reconstruction step. occ (B, F, X, Y, Z) label ids -> {'loss', 'ce', 'lovasz', 'embed_loss': scalars,
-        'pred': (B, F, X, Y, Z) argmax labels (no grad)}. loss = w_ce*CE + w_lovasz*Lovasz + w_embed*VQ."""
+        'pred': (B, F, X, Y, Z) argmax labels (no grad), 'indices': (B, F, h, w) code indices}.
+        loss = w_ce*CE + w_lovasz*Lovasz + w_embed*VQ."""
         b, f = occ.shape[:2]
         z_q, embed_loss, indices = self._encode(occ)
         logits = self.decode_latents(z_q)
