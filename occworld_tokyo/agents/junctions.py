@@ -23,7 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
+from ..trajectories.curves import arc_length
 from .specs import TrafficSpec
 from .states import footprint_samples
 from .streets import ColumnLookup, StreetNetwork
@@ -67,35 +70,16 @@ class Junctions:
         return runs
 
 
-def _union_find(n: int, pairs: list[tuple[int, int]]) -> np.ndarray:
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in pairs:
-        ra, rb = root(a), root(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.array([root(i) for i in range(n)], dtype=np.int64)
-
-
 def build_junctions(net: StreetNetwork, clearance: ColumnLookup) -> Junctions:
     """Junction clusters, zone radii and approach entry points of a street graph (module docstring)."""
     n_nodes = len(net.nodes)
-    degree = np.zeros(n_nodes, dtype=np.int64)
-    for a, b in net.edge_nodes:
-        degree[a] += 1
-        degree[b] += 1
+    degree = np.bincount(np.asarray(net.edge_nodes, dtype=np.int64).ravel(), minlength=n_nodes)
     radius = np.zeros(n_nodes)
     for node in range(n_nodes):
         widths = []
         for e, d in net.outgoing(node):
             p = net.points(e, d)
-            along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
+            along = arc_length(p)
             sel = p[(along >= 8.0) & (along <= 25.0)]
             if len(sel) == 0:
                 sel = p[len(p) // 2:len(p) // 2 + 1]
@@ -104,7 +88,8 @@ def build_junctions(net: StreetNetwork, clearance: ColumnLookup) -> Junctions:
     candidates = np.nonzero(degree >= 3)[0]
     pairs = [(int(a), int(b)) for i, a in enumerate(candidates) for b in candidates[i + 1:]
              if np.linalg.norm(net.nodes[a] - net.nodes[b]) < radius[a] + radius[b]]
-    root = _union_find(n_nodes, pairs)
+    a, b = np.array(pairs, dtype=np.int64).reshape(-1, 2).T
+    _, root = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(n_nodes, n_nodes)), directed=False)
     cluster_of = np.full(n_nodes, -1, dtype=np.int64)
     points: list[np.ndarray] = []
     groups: list[np.ndarray] = []
@@ -123,8 +108,7 @@ def build_junctions(net: StreetNetwork, clearance: ColumnLookup) -> Junctions:
                 out = np.nonzero(dist >= 0)[0]
                 pts.append(p[out[0]] if len(out) else p[-1])
                 # the approach street's direction towards the junction, from 15 m out
-                far = p[min(len(p) - 1, int(np.searchsorted(np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1)),
-                                                            15.0)) + 1)]
+                far = p[min(len(p) - 1, int(np.searchsorted(arc_length(p), 15.0)))]
                 inward.append((centre - far) / max(float(np.linalg.norm(centre - far)), 1e-9))
         if len(pts) < 3:
             continue  # a bend, not a junction
