@@ -19,10 +19,6 @@ from .states import footprint_samples
 from .streets import lookup
 
 
-def wrap_angle(a: np.ndarray) -> np.ndarray:
-    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
-
-
 class IdSource:
     """Instance ids in order of appearance, from a base above every city instance id."""
 

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..labels import VEHICLE
-from .groups import AgentGroup, AgentRaster, IdSource, wrap_angle
+from ..trajectories.kinematics import wrap_angle
+from .groups import AgentGroup, AgentRaster, IdSource
 from .junctions import Junctions, Movements, Signals
 from .paths import LaneBank, LanePath, lane_path, resample
 from .specs import AGENT_CLASSES, TrafficSpec, draw_kinds
@@ -396,5 +397,4 @@ class Vehicles:
                     self._extend(slot)
         for slot in range(self.n):
             if not self.g.active[slot]:
-                if self.spawn(slot, others(), tries=3):
-                    pass
+                self.spawn(slot, others(), tries=3)
