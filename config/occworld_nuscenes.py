@@ -34,6 +34,7 @@ model = dict(
         n_e=512,
         e_dim=128,
         beta=1.0,
+        legacy=True,            # the release's VectorQuantizer default (beta on the codebook term; equal at beta 1)
         loss_weights=dict(ce=10.0, lovasz=1.0, embed=1.0),
     ),
     transformer=dict(
@@ -43,8 +44,8 @@ model = dict(
         embed_dim=128,
         num_heads=8,
         mlp_ratio=4,
-        dropout=0.1,
-        num_frames=16,
+        dropout=0.0,            # released: nn.MultiheadAttention and FFN dropouts are 0
+        num_frames=16,          # temporal embeddings = the release's num_frames (15) + offset 1
     ),
     pose_encoder=dict(in_channels=5, hidden_channels=128, out_channels=128, num_layers=2),
     pose_decoder=dict(hidden_channels=128, out_channels=2, num_layers=2, num_modes=3),

@@ -104,8 +104,8 @@ def test_transformer_is_causal():
     model.eval()
     tr = model.transformer
     torch.manual_seed(1)
-    tokens = torch.randn(B, 4, 16, 16, 16)
-    pose_tokens = torch.randn(B, 4, 16)
+    tokens = torch.randn(B, 3, 16, 16, 16)
+    pose_tokens = torch.randn(B, 3, 16)
     logits, pose = tr(tokens, pose_tokens)
     t = 1
     tokens2, pose2 = tokens.clone(), pose_tokens.clone()
@@ -121,9 +121,9 @@ def test_transformer_is_causal():
 def test_scene_tokens_never_attend_to_ego_tokens():
     model = _world()
     model.eval()
-    tokens = torch.randn(B, 4, 16, 16, 16)
-    logits, _ = model.transformer(tokens, torch.randn(B, 4, 16))
-    logits2, _ = model.transformer(tokens, torch.randn(B, 4, 16))
+    tokens = torch.randn(B, 3, 16, 16, 16)
+    logits, _ = model.transformer(tokens, torch.randn(B, 3, 16))
+    logits2, _ = model.transformer(tokens, torch.randn(B, 3, 16))
     assert torch.allclose(logits, logits2, atol=1e-6)
 
 

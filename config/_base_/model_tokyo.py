@@ -33,6 +33,7 @@ model = dict(
         n_e=512,                # guide: 512 embeddings
         e_dim=64,               # guide: dim=64
         beta=0.25,              # guide: commitment=0.25
+        legacy=False,           # beta weighs the commitment term (the release's legacy=True puts it on the codebook term)
         loss_weights=dict(ce=10.0, lovasz=1.0, embed=1.0),
         # not in OccWorld: every `every` training steps, move the codes chosen less than min_share x their uniform
         # share onto encoder vectors of the batch (against codebook collapse; 0 = off). docs/model.md

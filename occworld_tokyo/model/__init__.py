@@ -7,7 +7,7 @@ Public API (see each module's docstrings):
     check_tokenizer_trained(model), mark_tokenizer_trained(model), checkpoint_metadata(model)
 """
 
-from .build import build_model, tiny_model_config
+from .build import build_model, model_config_from_release, tiny_model_config
 from .checkpoint import (CheckpointError, LoadReport, TokenizerNotTrainedError, check_tokenizer_trained,
                          checkpoint_metadata, load_pretrained, mark_tokenizer_trained)
 from .pose import PoseDecoder, PoseEncoder
@@ -15,7 +15,7 @@ from .transformer import PlanUAutoRegTransformer
 from .vae import Decoder2D, Encoder2D, VAERes2D, VectorQuantizer
 from .world_model import TransVQVAE
 
-__all__ = ["build_model", "tiny_model_config", "load_pretrained", "LoadReport", "CheckpointError",
+__all__ = ["build_model", "model_config_from_release", "tiny_model_config", "load_pretrained", "LoadReport", "CheckpointError",
            "TokenizerNotTrainedError", "check_tokenizer_trained", "mark_tokenizer_trained", "checkpoint_metadata",
            "VAERes2D", "Encoder2D", "Decoder2D", "VectorQuantizer",
            "PlanUAutoRegTransformer", "PoseEncoder", "PoseDecoder", "TransVQVAE"]

@@ -8,7 +8,9 @@ Two forms, chosen by config:
   velocity (3), all relative to the current (= last history) frame; encoder 13 -> 256 -> 64 (2 layers);
   decoder 64 -> 256 -> 13 (1 mode), predicting the next state.
 
-`num_layers` counts Linear layers; a SiLU sits between consecutive ones (indices 0, 2, 4, ... hold weights).
+`num_layers` counts Linear layers; a ReLU sits between consecutive ones (indices 0, 2, 4, ... hold weights), none
+after the last: the released PoseEncoder / PoseDecoder (whose hidden width is the output width, resp. the input
+width; `hidden_channels` generalises that).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def _stack(in_dim: int, hidden: int, out_dim: int, num_layers: int) -> nn.Sequen
     layers: list[nn.Module] = []
     for i in range(num_layers):
         if i:
-            layers.append(nn.SiLU())
+            layers.append(nn.ReLU())
         layers.append(nn.Linear(dims[i], dims[i + 1]))
     return nn.Sequential(*layers)
 

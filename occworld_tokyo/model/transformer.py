@@ -1,28 +1,40 @@
-"""`PlanUAutoRegTransformer`: OccWorld's autoregressive U-Net transformer over scene-token maps plus ego tokens.
+"""`PlanUAutoRegTransformer`: OccWorld's autoregressive U-Net transformer over scene-token maps plus ego tokens,
+computing what the released `PlanUAutoRegTransformer` computes (checked against the release's recorded activations,
+tests/test_model_release_parity.py; REFERENCE.md s1 "Computation order of the release").
 
-Input: per frame a token map (C, h, w) (the tokenizer's quantized latents, C = embed_dim) and one ego token (C,)
-(the pose encoder's output). Output: per frame logits over the codebook for the NEXT frame's tokens and an ego
-feature from which the pose decoder predicts the next pose. With L = num_layers U-Net levels and C_i = C * 2**i:
+Input: per frame t = 0..F-1 a token map (C, h, w) (the tokenizer's quantized latents, C = embed_dim) and one ego
+token (C,) (the pose encoder's output). Output at frame t: logits over the codebook for frame t+1's tokens and an
+ego feature from which the pose decoder predicts the next pose.
 
-    + temporal_embeddings / pose_temporal_embeddings (learned, one per frame index)
-    level i = 0..L-1 (encoder):   temporal_attentions_en[i]  (causal attention over frames, per spatial position)
-                                  pose_attn_en[i]            (ego: causal self-attn over frames, cross-attn to its
-                                                              frame's scene tokens, FFN)
-                                  encoders[i] (2 ResBlocks)  | pose_en[i] (MLP)      -> skip
-                                  downsamples[i] (2x2 conv, stride 2)
-    mid (2 ResBlocks)             | pose_mid (MLP)
-    level j = 0..L-1 (decoder):   temporal_attentions_de[j], pose_attn_de[j]
-                                  upsamples[j] (2x2 transposed conv) | pose_up[j]; concatenate the skip
-                                  decoders[j] (2 ResBlocks)  | pose_de[j]
-    conv_out (3x3 -> n_codes logits) | pose_out (Linear)
+Two streams, for the scene and the ego tokens alike: **queries** = tokens + temporal embedding t+1 (the frame to
+predict) and **tokens** = tokens + temporal embedding t. Causal attention (frame t sees 0..t) updates only the
+queries, reading keys/values from the tokens stream; the tokens stream goes through the same convolutions and
+pose MLPs (shared weights) but never through attention. The output is the queries stream. With L = num_layers
+U-Net levels and C_i = C * 2**i:
 
-Attention layers are post-norm: x = LN(x + Attn(x)); x = LN(x + FFN(x)). Scene tokens never attend to ego
-tokens; every operation mixing frames is causal (frame t sees frames 0..t), so outputs at t depend only on
-inputs at <= t. Attention uses F.scaled_dot_product_attention; parameter names equal nn.MultiheadAttention's
-(`in_proj_weight`, `in_proj_bias`, `out_proj`) so released checkpoints load.
+    encoder level i:  pose_attn_en[i]  (pose queries: causal attention over the pose tokens, then attention to
+                                        their frame's h*w scene queries, FFN; post-norm)
+                      pose_en[i]       (Linear-ReLU-Linear-ReLU, both pose streams)       -> pose skip
+                      temporal_attentions_en[i] (scene queries attend scene tokens over frames, per position)
+                      encoders[i]      (2 UnetBlocks, both streams)                       -> scene skip
+                      downsamples[i]   (2x2 conv, stride 2: 50 -> 25 -> 12)
+    mid               (2 UnetBlocks) | pose_mid (MLP)
+    decoder level j:  upsamples[j] (2x2 transposed conv), zero pad to the skip's size (12 -> 24 -> 25),
+                      concatenate [upsampled, skip]
+                      temporal_attentions_de[j]
+                      pose_up[j] (Linear), concatenate [pose_up, pose skip]
+                      pose_attn_de[j] (attends the scene queries after this level's temporal attention)
+                      pose_de[j] (MLP) | decoders[j] (2 UnetBlocks)
+    conv_out (3x3 -> n_codes logits) on the queries | pose_out (Linear) on the pose queries
 
-The order inside a decoder level (attention before the upsampling, on the C_{L-j}-wide features) is inferred from
-the released parameter shapes, which fit it; see docs/model.md.
+UnetBlock: relu(conv2(relu(conv1(LayerNorm(x)))) + shortcut(x)); its LayerNorm is over (h, w) in the encoder
+levels and over (C, h, w) in mid and the decoder (as released). Attention layers are post-norm
+(x = LN(x + Attn(x)); x = LN(x + FFN(x))), run through F.scaled_dot_product_attention with nn.MultiheadAttention's
+parameter names (`in_proj_weight`, `in_proj_bias`, `out_proj`) so released checkpoints load. Dropout (attention
+weights and FFN) is 0 in the release; the Tokyo configs use the guide's 0.1.
+
+Frame count: `num_frames` here counts the temporal embeddings (the release's num_frames + its offset 1), so a
+forward takes at most num_frames - 1 frames.
 """
 
 from __future__ import annotations
@@ -79,44 +91,45 @@ class FFN(nn.Module):
 
 
 class TemporalAttentionLayer(nn.ModuleList):
-    """[0] causal self-attention over frames, [1] LayerNorm, [2] FFN, [3] LayerNorm (checkpoint indices)."""
+    """[0] attention over frames, [1] LayerNorm, [2] FFN, [3] LayerNorm (checkpoint indices)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: int, dropout: float):
         super().__init__([MultiheadAttention(dim, num_heads, dropout), nn.LayerNorm(dim),
                           FFN(dim, dim * mlp_ratio, dropout), nn.LayerNorm(dim)])
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x (N, F, C): N independent sequences (one per batch element and spatial position)."""
+    def forward(self, queries: Tensor, tokens: Tensor) -> Tensor:
+        """queries, tokens (N, F, C): N independent sequences (one per batch element and spatial position).
+        Query frame t attends token frames 0..t. Returns the updated queries."""
         attn, norm1, ffn, norm2 = self
-        x = norm1(x + attn(x, causal=True))
+        x = norm1(queries + attn(queries, tokens, causal=True))
         return norm2(x + ffn(x))
 
 
 class PoseAttentionLayer(nn.ModuleList):
-    """[0] causal self-attention over the ego tokens, [1] LN, [2] cross-attention of each ego token to its own
-    frame's scene tokens, [3] LN, [4] FFN, [5] LN (checkpoint indices)."""
+    """[0] causal attention of the pose queries over the pose tokens, [1] LN, [2] attention of each frame's pose
+    query to that frame's h*w scene queries, [3] LN, [4] FFN, [5] LN (checkpoint indices)."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: int, dropout: float):
         super().__init__([MultiheadAttention(dim, num_heads, dropout), nn.LayerNorm(dim),
                           MultiheadAttention(dim, num_heads, dropout), nn.LayerNorm(dim),
                           FFN(dim, dim * mlp_ratio, dropout), nn.LayerNorm(dim)])
 
-    def forward(self, pose: Tensor, scene: Tensor) -> Tensor:
-        """pose (B, F, C); scene (B, F, C, h, w) -> pose (B, F, C)."""
-        self_attn, norm1, cross_attn, norm2, ffn, norm3 = self
-        b, f, c = pose.shape
-        pose = norm1(pose + self_attn(pose, causal=True))
-        keys = scene.flatten(3).transpose(2, 3).reshape(b * f, -1, c)  # (B*F, h*w, C)
-        pose = norm2(pose + cross_attn(pose.reshape(b * f, 1, c), keys).view(b, f, c))
-        return norm3(pose + ffn(pose))
+    def forward(self, pose_queries: Tensor, pose_tokens: Tensor, scene: Tensor) -> Tensor:
+        """pose_queries, pose_tokens (B, F, C); scene (B*F, h*w, C), the scene queries of each frame ->
+        updated pose queries (B, F, C)."""
+        temporal, norm1, spatial, norm2, ffn, norm3 = self
+        b, f, c = pose_queries.shape
+        x = norm1(pose_queries + temporal(pose_queries, pose_tokens, causal=True))
+        x = x.reshape(b * f, 1, c)
+        x = norm2(x + spatial(x, scene))
+        x = norm3(x + ffn(x))
+        return x.view(b, f, c)
 
 
-class ResBlock(nn.Module):
-    """ln -> conv1 (3x3) -> SiLU -> conv2 (3x3), plus a 1x1 `shortcut` when the width changes.
-
-    `ln` is a LayerNorm over `norm_shape`: (h, w) in the encoder levels, (C_in, h, w) in mid and the decoder
-    levels (as in the released checkpoint), so it depends on the token-map size.
-    """
+class UnetBlock(nn.Module):
+    """relu(conv2(relu(conv1(ln(x)))) + shortcut(x)), as released; `shortcut` is a 1x1 conv when the width
+    changes, else the identity. `ln` is a LayerNorm over `norm_shape`: (h, w) in the encoder levels, (C_in, h, w)
+    in mid and the decoder levels (so it depends on the token-map size)."""
 
     def __init__(self, norm_shape: Sequence[int], in_channels: int, out_channels: int):
         super().__init__()
@@ -127,17 +140,13 @@ class ResBlock(nn.Module):
             self.shortcut = nn.Conv2d(in_channels, out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.conv2(F.silu(self.conv1(F.silu(self.ln(x)))))
-        return h + (self.shortcut(x) if hasattr(self, "shortcut") else x)
+        h = self.conv2(F.relu(self.conv1(self.ln(x))))
+        return F.relu(h + (self.shortcut(x) if hasattr(self, "shortcut") else x))
 
 
 def _mlp(in_dim: int, out_dim: int) -> nn.Sequential:
-    """Linear -> SiLU -> Linear (checkpoint indices 0 and 2)."""
-    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim))
-
-
-def _down_size(s: int) -> int:
-    return (s - 2) // 2 + 1  # 2x2 conv, stride 2
+    """Linear -> ReLU -> Linear -> ReLU (checkpoint indices 0 and 2), the released pose_en/pose_mid/pose_de."""
+    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim), nn.ReLU())
 
 
 class PlanUAutoRegTransformer(nn.Module):
@@ -146,17 +155,23 @@ class PlanUAutoRegTransformer(nn.Module):
 
     def __init__(self, token_size: Sequence[int] = (50, 50), embed_dim: int = 128, num_layers: int = 2,
                  temporal_attn_layers: int = 6, pose_attn_layers: int = 2, num_heads: int = 8,
-                 mlp_ratio: int = 4, dropout: float = 0.1, num_frames: int = 16, n_codes: int = 512, **unused):
+                 mlp_ratio: int = 4, dropout: float = 0.0, num_frames: int = 16, n_codes: int = 512, **unused):
         super().__init__()
         if unused:
             raise TypeError(f"PlanUAutoRegTransformer: unknown config keys {sorted(unused)}")
+        if num_frames < 2:
+            raise ValueError(f"transformer.num_frames counts temporal embeddings (input frames + 1): need >= 2, "
+                             f"got {num_frames}")
         self.num_layers, self.num_frames, self.n_codes, self.embed_dim = num_layers, num_frames, n_codes, embed_dim
         C, L = embed_dim, num_layers
-        sizes = [tuple(token_size)]
+        sizes = [tuple(int(s) for s in token_size)]
         for _ in range(L):
-            sizes.append(tuple(_down_size(s) for s in sizes[-1]))
+            sizes.append(tuple(s // 2 for s in sizes[-1]))
         if min(sizes[-1]) < 1:
             raise ValueError(f"token map {tuple(token_size)} too small for {L} U-Net levels")
+        if sizes[0][0] != sizes[0][1]:
+            raise ValueError(f"token map {tuple(token_size)} must be square (the release pads the height difference "
+                             f"onto the width axis and vice versa)")
         self.level_sizes = sizes
 
         def temporal(dim: int) -> nn.ModuleList:
@@ -174,77 +189,92 @@ class PlanUAutoRegTransformer(nn.Module):
         self.temporal_attentions_en = nn.ModuleList(temporal(enc_in[i]) for i in range(L))
         self.pose_attn_en = nn.ModuleList(pose_attn(enc_in[i]) for i in range(L))
         self.encoders = nn.ModuleList(
-            nn.Sequential(ResBlock(sizes[i], enc_in[i], enc_out[i]), ResBlock(sizes[i], enc_out[i], enc_out[i]))
+            nn.Sequential(UnetBlock(sizes[i], enc_in[i], enc_out[i]), UnetBlock(sizes[i], enc_out[i], enc_out[i]))
             for i in range(L))
         self.pose_en = nn.ModuleList(_mlp(enc_in[i], enc_out[i]) for i in range(L))
         self.downsamples = nn.ModuleList(nn.Conv2d(enc_out[i], enc_out[i], 2, 2) for i in range(L))
 
         mid_in, mid_out = enc_out[-1], C * 2 ** L
-        self.mid = nn.Sequential(ResBlock((mid_in, *sizes[L]), mid_in, mid_out),
-                                 ResBlock((mid_out, *sizes[L]), mid_out, mid_out))
+        self.mid = nn.Sequential(UnetBlock((mid_in, *sizes[L]), mid_in, mid_out),
+                                 UnetBlock((mid_out, *sizes[L]), mid_out, mid_out))
         self.pose_mid = _mlp(mid_in, mid_out)
 
-        dec_in = [C * 2 ** (L - j) for j in range(L)]        # width entering decoder level j (and after concat)
+        dec_in = [C * 2 ** (L - j) for j in range(L)]        # width after the concatenation at decoder level j
         dec_out = [C * 2 ** (L - 1 - j) for j in range(L)]
         self.temporal_attentions_de = nn.ModuleList(temporal(dec_in[j]) for j in range(L))
         self.pose_attn_de = nn.ModuleList(pose_attn(dec_in[j]) for j in range(L))
         self.upsamples = nn.ModuleList(nn.ConvTranspose2d(dec_in[j], dec_out[j], 2, 2) for j in range(L))
         self.pose_up = nn.ModuleList(nn.Linear(dec_in[j], dec_out[j]) for j in range(L))
         self.decoders = nn.ModuleList(
-            nn.Sequential(ResBlock((dec_in[j], *sizes[L - 1 - j]), dec_in[j], dec_out[j]),
-                          ResBlock((dec_out[j], *sizes[L - 1 - j]), dec_out[j], dec_out[j]))
+            nn.Sequential(UnetBlock((dec_in[j], *sizes[L - 1 - j]), dec_in[j], dec_out[j]),
+                          UnetBlock((dec_out[j], *sizes[L - 1 - j]), dec_out[j], dec_out[j]))
             for j in range(L))
         self.pose_de = nn.ModuleList(_mlp(dec_in[j], dec_out[j]) for j in range(L))
         self.conv_out = nn.Conv2d(C, n_codes, 3, 1, 1)
         self.pose_out = nn.Linear(C, C)
 
     @staticmethod
-    def _temporal(x: Tensor, layers: nn.ModuleList) -> Tensor:
-        """Causal attention over frames at every spatial position: x (B, F, C, h, w)."""
-        b, f, c, h, w = x.shape
-        seq = x.permute(0, 3, 4, 1, 2).reshape(b * h * w, f, c)
+    def _temporal(queries: Tensor, tokens: Tensor, layers: nn.ModuleList, b: int, f: int) -> Tensor:
+        """Attention over frames at every spatial position. queries, tokens (B*F, C, h, w) with n = b*F + f ->
+        updated queries (B*F, C, h, w)."""
+        _, c, h, w = queries.shape
+        to_seq = lambda x: x.view(b, f, c, h, w).permute(0, 3, 4, 1, 2).reshape(b * h * w, f, c)
+        q, t = to_seq(queries), to_seq(tokens)
         for layer in layers:
-            seq = layer(seq)
-        return seq.view(b, h, w, f, c).permute(0, 3, 4, 1, 2)
+            q = layer(q, t)
+        return q.view(b, h, w, f, c).permute(0, 3, 4, 1, 2).reshape(b * f, c, h, w)
 
     @staticmethod
-    def _per_frame(x: Tensor, fn) -> Tensor:
-        """Apply a 2-D module to every frame: (B, F, C, h, w) -> (B, F, C', h', w')."""
-        b, f = x.shape[:2]
-        y = fn(x.flatten(0, 1))
-        return y.view(b, f, *y.shape[1:])
+    def _pose(pose_q: Tensor, pose_t: Tensor, queries: Tensor, layers: nn.ModuleList) -> Tensor:
+        """Pose attention layers; queries (B*F, C, h, w) are the scene queries the pose attends to."""
+        scene = queries.flatten(2).transpose(1, 2)  # (B*F, h*w, C), positions in (h, w) order
+        for layer in layers:
+            pose_q = layer(pose_q, pose_t, scene)
+        return pose_q
+
+    @staticmethod
+    def _pad_to(x: Tensor, skip: Tensor) -> Tensor:
+        """Zero-pad the upsampled map to the skip's size as released: the pad amounts come from the height
+        difference and go onto the width axis, and the other way round (equal for square maps)."""
+        dh, dw = skip.shape[2] - x.shape[2], skip.shape[3] - x.shape[3]
+        if dh or dw:
+            x = F.pad(x, (dh // 2, dh - dh // 2, dw // 2, dw - dw // 2))
+        return x
 
     def forward(self, tokens: Tensor, pose_tokens: Tensor) -> tuple[Tensor, Tensor]:
         b, f, c, h, w = tokens.shape
-        if f > self.num_frames:
-            raise ValueError(f"{f} frames exceed the transformer's num_frames={self.num_frames}")
+        if f > self.num_frames - 1:
+            raise ValueError(f"{f} frames exceed the transformer's capacity: num_frames={self.num_frames} temporal "
+                             f"embeddings take at most {self.num_frames - 1} input frames")
         if (h, w) != self.level_sizes[0]:
             raise ValueError(f"token map {h}x{w} does not match the configured token_size {self.level_sizes[0]}")
-        t = torch.arange(f, device=tokens.device)
-        x = tokens + self.temporal_embeddings(t)[None, :, :, None, None].to(tokens.dtype)
-        p = pose_tokens + self.pose_temporal_embeddings(t)[None].to(pose_tokens.dtype)
+        temb = self.temporal_embeddings.weight.to(tokens.dtype)
+        ptemb = self.pose_temporal_embeddings.weight.to(pose_tokens.dtype)
+        queries = (tokens + temb[1:f + 1, :, None, None]).flatten(0, 1)   # (B*F, C, h, w), n = b*F + f
+        tokens = (tokens + temb[:f, :, None, None]).flatten(0, 1)
+        pose_q = pose_tokens + ptemb[1:f + 1]
+        pose_t = pose_tokens + ptemb[:f]
 
-        skips: list[tuple[Tensor, Tensor]] = []
+        skips: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
         for i in range(self.num_layers):
-            x = self._temporal(x, self.temporal_attentions_en[i])
-            for layer in self.pose_attn_en[i]:
-                p = layer(p, x)
-            x = self._per_frame(x, self.encoders[i])
-            p = self.pose_en[i](p)
-            skips.append((x, p))
-            x = self._per_frame(x, self.downsamples[i])
-        x = self._per_frame(x, self.mid)
-        p = self.pose_mid(p)
+            pose_q = self._pose(pose_q, pose_t, queries, self.pose_attn_en[i])
+            pose_q, pose_t = self.pose_en[i](pose_q), self.pose_en[i](pose_t)
+            queries = self._temporal(queries, tokens, self.temporal_attentions_en[i], b, f)
+            queries, tokens = self.encoders[i](queries), self.encoders[i](tokens)
+            skips.append((queries, tokens, pose_q, pose_t))
+            queries, tokens = self.downsamples[i](queries), self.downsamples[i](tokens)
+        queries, tokens = self.mid(queries), self.mid(tokens)
+        pose_q, pose_t = self.pose_mid(pose_q), self.pose_mid(pose_t)
         for j in range(self.num_layers):
-            x = self._temporal(x, self.temporal_attentions_de[j])
-            for layer in self.pose_attn_de[j]:
-                p = layer(p, x)
-            skip_x, skip_p = skips.pop()
+            skip_q, skip_t, skip_pq, skip_pt = skips.pop()
             up = self.upsamples[j]
-            x = self._per_frame(x, lambda y: up(y, output_size=skip_x.shape[-2:]))
-            x = torch.cat([x, skip_x], dim=2)
-            p = torch.cat([self.pose_up[j](p), skip_p], dim=-1)
-            x = self._per_frame(x, self.decoders[j])
-            p = self.pose_de[j](p)
-        logits = self._per_frame(x, self.conv_out)
-        return logits, self.pose_out(p)
+            queries = torch.cat([self._pad_to(up(queries), skip_q), skip_q], dim=1)
+            tokens = torch.cat([self._pad_to(up(tokens), skip_t), skip_t], dim=1)
+            queries = self._temporal(queries, tokens, self.temporal_attentions_de[j], b, f)
+            pose_q = torch.cat([self.pose_up[j](pose_q), skip_pq], dim=-1)
+            pose_t = torch.cat([self.pose_up[j](pose_t), skip_pt], dim=-1)
+            pose_q = self._pose(pose_q, pose_t, queries, self.pose_attn_de[j])
+            pose_q, pose_t = self.pose_de[j](pose_q), self.pose_de[j](pose_t)
+            queries, tokens = self.decoders[j](queries), self.decoders[j](tokens)
+        logits = self.conv_out(queries)
+        return logits.view(b, f, *logits.shape[1:]), self.pose_out(pose_q)

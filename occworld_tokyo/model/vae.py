@@ -28,8 +28,14 @@ from .losses import lovasz_softmax, occupancy_ce
 
 
 def Normalize(channels: int) -> nn.GroupNorm:
-    """GroupNorm(32) as in the released tokenizer (channels must be a multiple of 32)."""
-    return nn.GroupNorm(num_groups=32, num_channels=channels, eps=1e-6, affine=True)
+    """The released rule: GroupNorm with channels // 4 groups up to 32 channels, 32 groups above (eps 1e-6).
+    At the released widths (>= 64) every norm has 32 groups; narrower tokenizers (tests, CPU configs) use fewer."""
+    groups = channels // 4 if channels <= 32 else 32
+    if groups < 1 or channels % groups:
+        raise ValueError(f"GroupNorm: {channels} channels cannot be split into {groups} groups (released rule: "
+                         f"channels // 4 groups up to 32 channels, else 32); choose ch as a multiple of 4 (>= 4), "
+                         f"and of 32 above 32")
+    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=1e-6, affine=True)
 
 
 def swish(x: Tensor) -> Tensor:
@@ -78,25 +84,41 @@ class AttnBlock(nn.Module):
 
 
 class Downsample(nn.Module):
-    """Stride-2 3x3 conv; right/bottom zero padding so that 200 -> 100 -> 50 exactly."""
+    """3x3 conv with stride 2 and zero padding 1 on every side (as released: the taming-style asymmetric
+    (0, 1, 0, 1) pad is commented out there). s -> ceil(s / 2): 200 -> 100 -> 50."""
 
     def __init__(self, channels: int):
         super().__init__()
-        self.conv = nn.Conv2d(channels, channels, 3, 2, 0)
+        self.conv = nn.Conv2d(channels, channels, 3, 2, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.pad(x, (0, 1, 0, 1)))
+        return self.conv(x)
 
 
 class Upsample(nn.Module):
-    """Nearest x2 upsampling followed by a 3x3 conv."""
+    """Nearest x2 upsampling, zero-padded (or cropped) to `shape` = the size the encoder had before the matching
+    Downsample (left/top get diff // 2, as released; a no-op when sizes halve exactly), then a 3x3 conv."""
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    def forward(self, x: Tensor, shape: Sequence[int]) -> Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        dy, dx = shape[0] - x.shape[2], shape[1] - x.shape[3]
+        if dy or dx:
+            x = F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+        return self.conv(x)
+
+
+def level_shapes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
+    """Feature-map sizes (h, w) of the tokenizer's levels 0..levels-1 (each Downsample maps s -> ceil(s / 2));
+    the last entry is the token map."""
+    shapes = [(int(height), int(width))]
+    for _ in range(levels - 1):
+        h, w = shapes[-1]
+        shapes.append(((h + 1) // 2, (w + 1) // 2))
+    return shapes
 
 
 class Encoder2D(nn.Module):
@@ -180,24 +202,30 @@ class Decoder2D(nn.Module):
         self.norm_out = Normalize(block_in)
         self.conv_out = nn.Conv2d(block_in, out_channels, 3, 1, 1)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def forward(self, z: Tensor, shapes: Sequence[tuple[int, int]]) -> Tensor:
+        """z (N, z_channels, h, w); `shapes` = the encoder's level sizes (see `level_shapes`): level l's
+        Upsample pads to shapes[l - 1]."""
         h = self.conv_in(z)
         h = self.mid.block_2(self.mid.attn_1(self.mid.block_1(h)))
-        for level in reversed(self.up):
+        for i_level in reversed(range(self.num_resolutions)):
+            level = self.up[i_level]
             for i, block in enumerate(level.block):
                 h = block(h)
                 if len(level.attn) > 0:
                     h = level.attn[i](h)
             if hasattr(level, "upsample"):
-                h = level.upsample(h)
+                h = level.upsample(h, shapes[i_level - 1])
         return self.conv_out(swish(self.norm_out(h)))
 
 
 class VectorQuantizer(nn.Module):
     """Codebook `embedding` (n_e x e_dim) with 1x1 `quant_conv` / `post_quant_conv` around it.
 
-    Nearest-L2 lookup; loss = ||sg[z] - z_q||^2 + beta * ||z - sg[z_q]||^2; straight-through gradient
-    z_q = z + sg[z_q - z] so the encoder receives the decoder's gradient. The lookup runs in fp32 under autocast.
+    Nearest-L2 lookup with the released distance ||z||^2 + ||e||^2 - 2 z.e; straight-through z_q = z + sg[z_q - z]
+    (what the decoder and the world model receive). The lookup runs in fp32 under autocast. The embed loss is the
+    released one: `legacy=True` (the release's default) gives mean((sg[z_q] - z)^2) + beta * mean((z_q - sg[z])^2),
+    i.e. beta weighs the codebook term; `legacy=False` puts beta on the commitment term (VQ-VAE's "commitment beta",
+    what the guide's commitment=0.25 means).
 
     Dead-code restart (off unless `track_usage`; not in OccWorld): while training, `code_counts` sums how often
     each code is chosen and `last_inputs` keeps the latest batch's encoder vectors; `restart_dead_codes()` moves
@@ -207,9 +235,10 @@ class VectorQuantizer(nn.Module):
     counts its own, to be summed at restart time.
     """
 
-    def __init__(self, n_e: int, e_dim: int, z_channels: int, beta: float, track_usage: bool = False):
+    def __init__(self, n_e: int, e_dim: int, z_channels: int, beta: float, track_usage: bool = False,
+                 legacy: bool = True):
         super().__init__()
-        self.n_e, self.e_dim, self.beta = n_e, e_dim, beta
+        self.n_e, self.e_dim, self.beta, self.legacy = n_e, e_dim, beta, bool(legacy)
         self.embedding = nn.Embedding(n_e, e_dim)
         self.embedding.weight.data.uniform_(-1.0 / n_e, 1.0 / n_e)
         self.quant_conv = nn.Conv2d(z_channels, e_dim, 1)
@@ -231,16 +260,25 @@ class VectorQuantizer(nn.Module):
             z = z.float()
             flat = z.permute(0, 2, 3, 1).reshape(-1, self.e_dim)
             codebook = self.embedding.weight.float()
-            dist = (flat.pow(2).sum(1, keepdim=True) - 2.0 * flat @ codebook.t()
-                    + codebook.pow(2).sum(1)[None, :])
+            dist = self.distances(flat, codebook)
             indices = dist.argmin(dim=1)
             if self.track_usage and self.training and torch.is_grad_enabled():
                 self.counts().add_(torch.bincount(indices, minlength=self.n_e).to(torch.float64))
                 self.last_inputs = flat.detach()
             z_q = codebook[indices].view(z.shape[0], z.shape[2], z.shape[3], self.e_dim).permute(0, 3, 1, 2)
-            loss = F.mse_loss(z_q, z.detach()) + self.beta * F.mse_loss(z, z_q.detach())
+            commitment, codebook_term = F.mse_loss(z, z_q.detach()), F.mse_loss(z_q, z.detach())
+            if self.legacy:
+                loss = commitment + self.beta * codebook_term
+            else:
+                loss = self.beta * commitment + codebook_term
             z_q = z + (z_q - z).detach()
         return z_q, loss, indices.view(z.shape[0], z.shape[2], z.shape[3])
+
+    @staticmethod
+    def distances(flat: Tensor, codebook: Tensor) -> Tensor:
+        """Squared L2 distances (P, n_e) between rows of `flat` (P, e_dim) and the codebook (n_e, e_dim), in the
+        release's order of operations: ||z||^2 + ||e||^2 - 2 z.e."""
+        return flat.pow(2).sum(1, keepdim=True) + codebook.pow(2).sum(1) - 2.0 * (flat @ codebook.t())
 
     def lookup(self, indices: Tensor) -> Tensor:
         """Code indices (N, h, w) -> codebook vectors (N, e_dim, h, w)."""
@@ -314,7 +352,7 @@ class VAERes2D(nn.Module):
     def __init__(self, grid_size: Sequence[int] = (200, 200, 16), num_classes: int = 18, free_index: int = 17,
                  expansion: int = 8, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4), num_res_blocks: int = 2,
                  attn_resolutions: Sequence[int] = (50,), dropout: float = 0.0, z_channels: int = 128,
-                 n_e: int = 512, e_dim: int = 128, beta: float = 1.0,
+                 n_e: int = 512, e_dim: int = 128, beta: float = 1.0, legacy: bool = True,
                  loss_weights: dict | None = None, lovasz_classes: str = "present",
                  dead_code_restart: dict | None = None, **unused):
         super().__init__()
@@ -322,11 +360,11 @@ class VAERes2D(nn.Module):
             raise TypeError(f"VAERes2D: unknown config keys {sorted(unused)}")
         self.grid_size = tuple(int(s) for s in grid_size)
         X, Y, Z = self.grid_size
-        factor = 2 ** (len(ch_mult) - 1)
-        if X % factor or Y % factor or X != Y:
-            raise ValueError(f"VAERes2D: grid {X}x{Y} must be square and divisible by {factor} (ch_mult={tuple(ch_mult)})")
+        if X != Y:
+            raise ValueError(f"VAERes2D: grid {X}x{Y} must be square (the world model's U-Net pads square maps)")
         self.num_classes, self.free_index, self.expansion = int(num_classes), int(free_index), int(expansion)
-        self.token_size = (X // factor, Y // factor)
+        self.level_shapes = level_shapes(X, Y, len(ch_mult))
+        self.token_size = self.level_shapes[-1]
         self.e_dim, self.n_e = int(e_dim), int(n_e)
         self.loss_weights = {"ce": 10.0, "lovasz": 1.0, "embed": 1.0, **(loss_weights or {})}
         self.lovasz_classes = lovasz_classes
@@ -336,7 +374,8 @@ class VAERes2D(nn.Module):
         self.encoder = Encoder2D(Z * expansion, ch, ch_mult, num_res_blocks, attn_resolutions, X, z_channels, dropout)
         self.decoder = Decoder2D(Z * expansion, ch, ch_mult, num_res_blocks, attn_resolutions, X, z_channels, dropout)
         self.dead_code_restart = _restart_spec(dead_code_restart)
-        self.vqvae = VectorQuantizer(n_e, e_dim, z_channels, beta, track_usage=self.dead_code_restart is not None)
+        self.vqvae = VectorQuantizer(n_e, e_dim, z_channels, beta, track_usage=self.dead_code_restart is not None,
+                                     legacy=legacy)
 
     # -- pieces --------------------------------------------------------------------------------------------
     def grid_signature(self) -> tuple[int, int, int, int]:
@@ -380,7 +419,7 @@ class VAERes2D(nn.Module):
 
     def decode_latents(self, z_q: Tensor) -> Tensor:
         """Quantized latents (N, e_dim, h, w) -> class logits (N, C, X, Y, Z)."""
-        return self.logits_from_features(self.decoder(self.vqvae.post_quant_conv(z_q)))
+        return self.logits_from_features(self.decoder(self.vqvae.post_quant_conv(z_q), self.level_shapes))
 
     @torch.no_grad()
     def decode_indices(self, indices: Tensor, chunk: int = 1) -> Tensor:

@@ -12,8 +12,14 @@ Pose modes:
   (= last history) frame. The decoder predicts the change to the next state (next = current + delta, quaternion
   renormalized at inference). pose_loss = mean L2 norm of the position error + mean L2 norm of the other 10 numbers.
 * 'nuscenes' (released, 5-d): per-frame displacement (dx, dy) + command one-hot (3). The decoder predicts one
-  next displacement per command (3 modes); the target frame's command picks the mode. pose_loss = mean L2 norm
-  of the cumulative-position error over the predicted frames.
+  next displacement per command (3 modes). pose_loss = the release's PlanRegLossLidar (l2): each mode's
+  displacements are summed over the predicted frames into a trajectory, the distance to the true cumulative
+  trajectory at frame t is weighted by the target command one-hot of frame t, summed and divided by B and T.
+  In the rollout the mode is picked by the command of the frame being predicted (`future_commands`, as the
+  release's `forward_autoreg_with_pose` uses the true gt_mode), or by the current frame's command when none is given.
+
+The transformer reads the straight-through latents z + sg[z_q - z] of the history (what the release passes on) and,
+in the rollout, the exact codebook rows of the predicted codes.
 """
 
 from __future__ import annotations
@@ -46,9 +52,10 @@ class TransVQVAE(nn.Module):
             raise ValueError(f"transformer.n_codes ({transformer.n_codes}) must equal vae.n_e ({vae.n_e})")
         if pose_encoder.out_channels != transformer.embed_dim:
             raise ValueError("pose_encoder.out_channels must equal transformer.embed_dim")
-        if history_frames + future_frames - 1 > transformer.num_frames:
-            raise ValueError(f"history+future-1 = {history_frames + future_frames - 1} input frames exceed "
-                             f"transformer.num_frames={transformer.num_frames}")
+        if history_frames + future_frames > transformer.num_frames:
+            raise ValueError(f"history+future-1 = {history_frames + future_frames - 1} input frames need "
+                             f"transformer.num_frames >= {history_frames + future_frames} temporal embeddings "
+                             f"(got {transformer.num_frames})")
         self.vae, self.transformer = vae, transformer
         self.pose_encoder, self.pose_decoder = pose_encoder, pose_decoder
         self.history_frames, self.future_frames = int(history_frames), int(future_frames)
@@ -91,24 +98,31 @@ class TransVQVAE(nn.Module):
             z_q, vq_loss, codes = self.vae._encode(occ)
         return z_q.view(b, f, *z_q.shape[1:]), codes.view(b, f, *codes.shape[1:]), vq_loss
 
-    def _next_pose(self, feat: Tensor, pose_in: Tensor, pose_next: Tensor | None) -> Tensor:
-        """Ego features (B, T, C) at frames t -> predicted pose vectors for frames t+1 (B, T, pose_dim)."""
-        out = self.pose_decoder(feat).float()  # (B, T, modes, D)
+    def _next_pose(self, decoded: Tensor, pose_in: Tensor, command: Tensor | None = None) -> Tensor:
+        """Pose-decoder output (B, T, modes, D) at frames t -> pose vectors for frames t+1 (B, T, pose_dim).
+        state: pose_in + delta. nuscenes: the displacement of the mode that `command` (B, T, 3) one-hot picks
+        (default: pose_in's own command), followed by that command."""
+        decoded = decoded.float()
         if self.pose_mode == "state":
-            return pose_in.float() + out[..., 0, :]
-        # nuscenes: pick the displacement of the command of the target frame (or of the current one at inference)
-        command_src = pose_next if pose_next is not None else pose_in
-        mode = command_src[..., 2:5].argmax(-1)  # (B, T)
-        disp = out.gather(2, mode[..., None, None].expand(*mode.shape, 1, out.shape[-1])).squeeze(2)
-        command = F.one_hot(mode, 3).to(disp.dtype)
-        return torch.cat([disp, command], dim=-1)
+            return pose_in.float() + decoded[..., 0, :]
+        src = command if command is not None else pose_in[..., 2:5]
+        mode = src.argmax(-1)  # (B, T)
+        disp = decoded.gather(2, mode[..., None, None].expand(*mode.shape, 1, decoded.shape[-1])).squeeze(2)
+        return torch.cat([disp, F.one_hot(mode, 3).to(disp.dtype)], dim=-1)
 
-    def _pose_loss(self, pred: Tensor, target: Tensor) -> Tensor:
+    def _pose_loss(self, decoded: Tensor, pose_in: Tensor, target: Tensor) -> Tensor:
+        """decoded (B, T, modes, D) from frames 0..T-1, pose_in (B, T, pose_dim), target (B, T, pose_dim) of frames
+        1..T -> scalar (see the module docstring)."""
         target = target.float()
         if self.pose_mode == "state":
+            pred = self._next_pose(decoded, pose_in)
             return ((pred[..., :3] - target[..., :3]).norm(dim=-1).mean()
                     + (pred[..., 3:] - target[..., 3:]).norm(dim=-1).mean())
-        return (pred[..., :2].cumsum(1) - target[..., :2].cumsum(1)).norm(dim=-1).mean()
+        b, t = decoded.shape[:2]
+        traj = decoded.float().cumsum(1)                       # (B, T, modes, 2) per-mode trajectories
+        gt_traj = target[..., :2].cumsum(1)[:, :, None]        # (B, T, 1, 2)
+        dist = (traj - gt_traj).pow(2).sum(-1).sqrt()          # (B, T, modes)
+        return (dist * target[..., 2:5]).sum() / b / t
 
     # -- API -----------------------------------------------------------------------------------------------
     def forward_train(self, occ: Tensor, poses: Tensor) -> dict[str, Tensor]:
@@ -139,8 +153,7 @@ class TransVQVAE(nn.Module):
         logits, feat = self.transformer(tokens[:, :-1], self.pose_encoder(poses[:, :-1].to(tokens.dtype)))
         target = codes[:, 1:]
         ce_codes = code_ce(logits, target)
-        pose_pred = self._next_pose(feat, poses[:, :-1], poses[:, 1:])
-        pose_loss = self._pose_loss(pose_pred, poses[:, 1:])
+        pose_loss = self._pose_loss(self.pose_decoder(feat), poses[:, :-1], poses[:, 1:])
         loss = ce_codes + self.pose_loss_weight * pose_loss
         code_acc = (logits.detach().argmax(2) == target).float().mean()
         return {"loss": loss, "ce_codes": ce_codes.detach(), "pose_loss": pose_loss.detach(), "code_acc": code_acc}
@@ -149,27 +162,38 @@ class TransVQVAE(nn.Module):
         return self.forward_train(occ, poses)
 
     @torch.no_grad()
-    def rollout(self, occ_hist: Tensor, poses_hist: Tensor, n_future: int | None = None) -> dict[str, Tensor]:
+    def rollout(self, occ_hist: Tensor, poses_hist: Tensor, n_future: int | None = None,
+                future_commands: Tensor | None = None) -> dict[str, Tensor]:
         """Autoregressive forecast. occ_hist (B, H, X, Y, Z), poses_hist (B, H, pose_dim) (history frames,
         relative to the last one) -> {'occ': (B, n, X, Y, Z) labels, 'poses': (B, n, pose_dim), 'codes':
-        (B, n, h, w)} with n = n_future (default: future_frames). Uses the last `num_frames` frames as context."""
+        (B, n, h, w), 'code_logits': (B, n, n_codes, h, w), 'pose_decoded': (B, n, modes, D)} with
+        n = n_future (default: future_frames). Uses the last num_frames - 1 frames as context. nuscenes mode:
+        `future_commands` (B, n, 3), the command one-hot of each predicted frame, picks its mode (the release's
+        rollout uses the true gt_mode); without it the current frame's command is kept."""
         n_future = self.future_frames if n_future is None else int(n_future)
+        if future_commands is not None and (self.pose_mode != "nuscenes" or future_commands.shape[1] < n_future):
+            raise ValueError("future_commands: nuscenes pose mode only, one (3,) one-hot per predicted frame")
         tokens, codes, _ = self._tokenize(occ_hist)
         poses = poses_hist.float()
-        window = self.transformer.num_frames
-        new_codes, new_poses = [], []
-        for _ in range(n_future):
+        window = self.transformer.num_frames - 1
+        new_codes, new_poses, code_logits, decoded = [], [], [], []
+        for i in range(n_future):
             ctx_tokens, ctx_poses = tokens[:, -window:], poses[:, -window:]
             logits, feat = self.transformer(ctx_tokens, self.pose_encoder(ctx_poses.to(ctx_tokens.dtype)))
             next_codes = logits[:, -1].argmax(1)  # (B, h, w)
             next_tokens = self.vae.vqvae.lookup(next_codes).to(tokens.dtype)
-            next_pose = self._next_pose(feat[:, -1:], ctx_poses[:, -1:], None)
+            dec = self.pose_decoder(feat[:, -1:])
+            command = None if future_commands is None else future_commands[:, i:i + 1].float()
+            next_pose = self._next_pose(dec, ctx_poses[:, -1:], command)
             if self.pose_mode == "state":
                 next_pose[..., 3:7] = F.normalize(next_pose[..., 3:7], dim=-1)
             tokens = torch.cat([tokens, next_tokens[:, None]], dim=1)
             poses = torch.cat([poses, next_pose], dim=1)
             new_codes.append(next_codes)
             new_poses.append(next_pose[:, 0])
+            code_logits.append(logits[:, -1])
+            decoded.append(dec[:, 0])
         codes_future = torch.stack(new_codes, dim=1)
         return {"occ": self.vae.decode_indices(codes_future), "poses": torch.stack(new_poses, dim=1),
-                "codes": codes_future}
+                "codes": codes_future, "code_logits": torch.stack(code_logits, dim=1),
+                "pose_decoded": torch.stack(decoded, dim=1)}
