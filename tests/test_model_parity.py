@@ -169,3 +169,19 @@ def test_tokenizer_provenance_roundtrip(tmp_path):
     load_pretrained(world, path, log=lambda s: None)
     with pytest.raises(TokenizerNotTrainedError):
         check_tokenizer_trained(world)
+
+
+def test_model_command_shows_what_the_release_gives_the_tokyo_config(tmp_path, capsys):
+    """docs/model.md "Fine-tuning from the release": the tokenizer trunk loads, its ends, the codebook, the
+    transformer (but 9 shape-coincident tensors) and the pose MLPs start fresh."""
+    path = tmp_path / "latest.pth"
+    _released_file(path, _ref(WORLD_JSON)["state_dict"])
+    assert summary.main(["--config", str(ROOT / "config/finetune_tokyo.py"), "--pretrained", str(path)]) == 0
+    table = capsys.readouterr().out.split("tensors loaded")[1]
+    rows = {line.split()[0]: line.split()[1:] for line in table.strip().splitlines()[1:]}
+    assert rows["vae.encoder"] == ["105", "3", "6,112,768", "705,088"]
+    assert rows["vae.decoder"] == ["105", "3", "7,219,264", "705,992"]
+    assert rows["vae.vqvae"][:2] == ["0", "5"] and rows["vae.class_embeds"][:2] == ["0", "1"]
+    assert rows["transformer"][:2] == ["9", "529"]
+    assert rows["pose_encoder"][:2] == ["0", "4"] and rows["pose_decoder"][:2] == ["0", "4"]
+    assert rows["total"] == ["219", "549", "13,345,044", "16,989,957"]

@@ -91,6 +91,23 @@ class LoadReport:
             rows.append(f"  shape mismatch {name}: file {list(file_shape)} vs model {list(model_shape)}")
         return "\n".join(rows)
 
+    def parameter_table(self, model: nn.Module) -> str:
+        """Per module: tensors and parameters loaded from the file vs left fresh (random init: shape mismatch or
+        missing in the file), the fine-tuning view of `table()` (docs/model.md, "Fine-tuning from the release")."""
+        own = model.state_dict()
+        rows = [f"{'module':<20} {'tensors loaded':>15} {'fresh':>6} {'params loaded':>14} {'params fresh':>13}"]
+        totals = [0, 0, 0, 0]
+        for name, r in self.modules.items():
+            fresh = r.missing + [n for n, _, _ in r.mismatched]
+            counts = [len(r.loaded), len(fresh), sum(own[n].numel() for n in r.loaded),
+                      sum(own[n].numel() for n in fresh)]
+            if not any(counts):
+                continue
+            totals = [a + b for a, b in zip(totals, counts)]
+            rows.append(f"{name:<20} {counts[0]:>15,} {counts[1]:>6,} {counts[2]:>14,} {counts[3]:>13,}")
+        rows.append(f"{'total':<20} {totals[0]:>15,} {totals[1]:>6,} {totals[2]:>14,} {totals[3]:>13,}")
+        return "\n".join(rows)
+
 
 def _module_of(name: str) -> str:
     """Report group of a tensor name: `vae.<part>` inside a world model, else the top-level module."""

@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from ..config import load_config
 from .build import build_model
+from .checkpoint import load_pretrained
 
 
 def module_counts(model: nn.Module) -> "OrderedDict[str, tuple[int, int]]":
@@ -38,6 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="occworld-tokyo model", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="config file, e.g. config/finetune_tokyo.py")
     parser.add_argument("--json", action="store_true", help="print {state_dict: {name: shape}, parameters: N}")
+    parser.add_argument("--pretrained", metavar="FILE", help="also load FILE (e.g. the released latest.pth) as "
+                        "training would and print what each module gets from it: loaded, or fresh (shape mismatch / "
+                        "missing in the file)")
+    parser.add_argument("--allow-pickle", action="store_true", help="with --pretrained: accept a pickled file")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     if "model" not in cfg:
@@ -58,4 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(f"{'total':<24} {total:>12,} {trainable:>12,}")
     print(f"state_dict tensors: {len(model.state_dict())}")
+    if args.pretrained:
+        print()
+        report = load_pretrained(model, args.pretrained, allow_pickle=args.allow_pickle, log=lambda s: None)
+        print(report.parameter_table(model))
     return 0
