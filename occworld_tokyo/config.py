@@ -111,6 +111,7 @@ KNOWN_KEYS: dict[str, set[str] | None] = {
     "max_epochs": set(),
     "fp16": {"enabled", "init_scale", "max_consecutive_skips"},
     "cpu_precision": set(),
+    "compile": {"enabled", "backend", "mode"},
     # evaluation, checkpoints, logging
     "evaluation": {"interval", "max_samples", "rollout", "vpq_iou_threshold", "n_images", "visibility", "agent_box"},
     "checkpoint_config": {"interval_iters"},
@@ -128,6 +129,8 @@ _VALID_VALUES: dict[str, tuple] = {
     "lr_config.policy": ("CosineAnnealing",),
     "lr_config.warmup": ("linear", None),
     "cpu_precision": ("fp32", "bf16"),
+    "compile.enabled": (True, False),
+    "compile.mode": (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
 }
 
 

@@ -15,6 +15,9 @@ data = dict(
 grad_clip = dict(max_norm=35.0, norm_type=2)   # OccWorld's value
 cpu_precision = 'fp32'                          # 'bf16' for autocast on CPU; fp16 applies to CUDA only
 fp16 = dict(enabled=False, init_scale=65536.0, max_consecutive_skips=50)
+# torch.compile the training step (same computation; the first steps compile, minutes at the full size).
+# backend 'inductor' generates fused kernels (needs a C++ compiler on CPU, Triton on CUDA); 'eager' only traces.
+compile = dict(enabled=False, backend='inductor', mode=None)
 
 evaluation = dict(
     interval=1,

@@ -375,6 +375,12 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
              f"{scheduler.min_lr} over {total_iters} it ({iters_per_epoch}/epoch x {max_epochs} epochs) | "
              f"batch {batch_size}/process, {workers} loader workers")
     step_module: torch.nn.Module = _TrainStep(model)
+    compile_cfg = cfg.get("compile") or {}
+    if compile_cfg.get("enabled"):
+        step_module = torch.compile(step_module, backend=compile_cfg.get("backend", "inductor"),
+                                    mode=compile_cfg.get("mode"))
+        LOG.info(f"torch.compile: backend {compile_cfg.get('backend', 'inductor')}, mode {compile_cfg.get('mode')} "
+                 f"(the first steps compile)")
     if env.distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
             step_module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
