@@ -7,7 +7,6 @@ point_cloud_range = [-20.0, -20.0, -2.0, 20.0, 20.0, 38.0]
 voxel_size = [0.8, 0.8, 1.25]
 history_frames = 1
 future_frames = 0
-grid_size = (50, 50, 32)
 
 data = dict(samples_per_gpu=2, workers_per_gpu=1)
 model = dict(
