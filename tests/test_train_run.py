@@ -75,6 +75,9 @@ def test_stage1_outputs_and_checkpoint_contents(tokenizer_run: Path) -> None:
     best = load_checkpoint(tok / "best.pth")
     assert best["best_val_loss"] == min(json.loads((tok / "metrics" / f"epoch_{e}.json").read_text())["val_loss"]
                                         for e in (1, 2))
+    # best.pth and the metrics agree; the finished run marks its best.pth complete (stage 2 requires it)
+    assert best["epoch"] == m["best_epoch"] and best["run_complete"] is True and "run_complete" not in ckpt
+    assert best["checksum"] == ckpt["checksum"] if m["best_epoch"] == 2 else True
 
 
 def test_stage2_needs_trained_tokenizer(tmp_path: Path, data_root: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from occworld_tokyo.dataset.poses import quat_yaw
+from occworld_tokyo.rotations import quat_yaw
 from occworld_tokyo.grid import EgoFrame, GridSpec
 from occworld_tokyo.training.precision import Precision
 
