@@ -32,7 +32,7 @@ import json, os, sys, time
 sys.path.insert(0, {root!r})
 threads = {threads!r}
 if threads == "project":
-    from occworld_tokyo.training.threads import configure_threads
+    from occworld_tokyo.threads import configure_threads
     note = configure_threads(workers={workers})
 import torch
 if threads not in (None, "project"):

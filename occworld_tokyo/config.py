@@ -39,10 +39,11 @@ def _merge(base: dict, child: dict) -> dict:
 
 
 def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a Python config file (and its `_base_` files) into a plain dict."""
-    path = Path(path).resolve()
+    """Read a Python config file (and its `_base_` files) into a plain dict (`config_path` finds packaged ones)."""
+    path = (config_path(path) if not _seen else Path(path)).resolve()
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (pass --config with an existing file, e.g. config/finetune_tokyo.py)")
+        raise ConfigError(f"config file not found: {path} (pass --config with an existing file, e.g. "
+                          f"config/finetune_tokyo.py; the packaged configs are {sorted(p.name for p in CONFIG_DIR.glob('*.py'))})")
     if path in _seen:
         raise ConfigError(f"config inheritance cycle: {' -> '.join(str(p) for p in (*_seen, path))}")
     try:
@@ -129,7 +130,24 @@ def merge_options(cfg: dict[str, Any], options: list[str] | None) -> dict[str, A
 # silently ignoring it. `None` means "any keys" (free-form dict); a set lists the allowed sub-keys.
 # --------------------------------------------------------------------------------------------------------------
 
-MODEL_BASE_FILE = Path(__file__).resolve().parents[1] / "config" / "_base_" / "model_tokyo.py"
+# The config files ship inside the package (occworld_tokyo/configs/; the repository's config/ is a link to it), so
+# an installed package finds them from any folder: `--config config/finetune_tokyo.py` (the guide's path) means
+# the file there when it exists relative to the working folder, else the packaged one.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+MODEL_BASE_FILE = CONFIG_DIR / "_base_" / "model_tokyo.py"
+
+
+def config_path(path: str | Path) -> Path:
+    """The config file `path` names: as given when it exists, else the packaged file of that name
+    (`config/tiny_vqvae.py`, `tiny_vqvae.py` or `tiny_vqvae` -> occworld_tokyo/configs/tiny_vqvae.py)."""
+    given = Path(path)
+    if given.is_file() or given.is_absolute():
+        return given
+    parts = given.parts[1:] if given.parts and given.parts[0] in ("config", "configs") else given.parts
+    packaged = CONFIG_DIR.joinpath(*parts) if parts else CONFIG_DIR
+    if packaged.suffix != ".py":
+        packaged = packaged.with_suffix(".py")
+    return packaged if packaged.is_file() else given
 
 
 def _known_keys() -> dict[str, set[str] | None]:

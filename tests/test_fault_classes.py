@@ -168,6 +168,19 @@ def test_config_that_raises_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
     assert "Traceback" not in err
 
 
+def test_every_command_answers_a_user_mistake_with_one_line(tmp_path: Path, capsys) -> None:
+    from occworld_tokyo.cli import main
+
+    bad = tmp_path / "raises.py"
+    bad.write_text("model = dict(type='VAERes2D')\nraise ValueError('no such setting')\n")
+    assert main(["model", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}:2" in err and "no such setting" in err
+    assert main(["forecast", "--checkpoint", str(tmp_path / "none.pth"), "--session", str(tmp_path),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "none.pth does not exist" in capsys.readouterr().err
+
+
 def test_seed_flag_does_not_overwrite_the_config_seed(tmp_path: Path) -> None:
     from occworld_tokyo.training.cli import build_parser, resolve_config
 

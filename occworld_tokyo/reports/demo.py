@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+from occworld_tokyo.config import CONFIG_DIR  # the packaged configs
 
 
 def _stage(title: str) -> float:

@@ -26,12 +26,13 @@ from occworld_tokyo.dataset.grid_select import select_grid
 from occworld_tokyo.dataset.poses import poses_to_world
 from occworld_tokyo.dataset.sessions import DataError, read_session
 from occworld_tokyo.dataset.windows import OccWindowDataset, SessionPart
+from occworld_tokyo.errors import UserError
 from occworld_tokyo.grid import EgoFrame
 from occworld_tokyo.reports.figures import bev_image, comparison_figure, side_by_side, write_gif
 from occworld_tokyo.sessions import layout, writer
 
 
-class ForecastError(RuntimeError):
+class ForecastError(UserError):
     """The forecast cannot run; the message says what to give instead."""
 
 

@@ -42,6 +42,7 @@ from occworld_tokyo.training.resume import restore_model, restore_run, resume_pa
 from occworld_tokyo.training.schedule import build_scheduler
 from occworld_tokyo.training.stages import Stage, TrainingError, stage_for
 from occworld_tokyo.training.state import TrainState
+from occworld_tokyo.threads import configure_threads
 
 __all__ = ["run", "RunOptions", "TrainingError", "NonFiniteLossError"]
 
@@ -116,8 +117,8 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
     precision = choose_precision(cfg, env.device)
     LOG.info(f"occworld-tokyo {stage.name} run | config {opts.config_path} | work dir {work_dir} | log {log_path}")
     LOG.info(f"device {env.device} x {env.world_size} process(es) | {precision.note} | torch {torch.__version__} | "
-             f"python {platform.python_version()} | seed {seed} | denormals flushed: {flushed} | "
-             f"{torch.get_num_threads()} torch thread(s)")
+             f"python {platform.python_version()} | seed {seed} | denormals flushed: {flushed}")
+    LOG.info(configure_threads(int(cfg["data"]["workers_per_gpu"])))
 
     sessions = find_sessions(cfg["data_root"], cfg["data"]["agent_types"])
     LOG.info(check_sessions(sessions, stage.with_instances_val, cfg["evaluation"]["visibility"]))

@@ -6,8 +6,9 @@ burns the time slice its partner needs, every operator waits for its slowest thr
 main job collapsed (6 -> 0.1 samples/s for minutes) while the CPU time stayed high. With
 OMP_WAIT_POLICY=PASSIVE a waiting thread sleeps instead and gives the core back.
 
-`configure_threads` must run before torch is imported (OpenMP reads the variable when it loads); an explicit
-OMP_WAIT_POLICY / OMP_NUM_THREADS in the environment always wins.
+`prepare_openmp` must run before torch is imported (OpenMP reads the variable when it loads): `train.py` and the
+`occworld-tokyo` command call it first thing. An explicit OMP_WAIT_POLICY / OMP_NUM_THREADS in the environment
+always wins. This module imports nothing heavy (no torch) for that reason.
 """
 
 from __future__ import annotations
@@ -24,11 +25,17 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure_threads(workers: int = 0) -> str:
-    """Set the OpenMP wait policy (before torch loads) and torch's intra-op threads; returns a line for the log.
-    `workers` = data-loader worker processes of this process (each runs single-threaded)."""
+def prepare_openmp() -> None:
+    """OMP_WAIT_POLICY=PASSIVE unless the environment says otherwise; call before torch is imported (the
+    command-line entry points do it first thing). Changes speed only, never results."""
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def configure_threads(workers: int = 0) -> str:
+    """Torch's intra-op threads for a training process (an explicit OMP_NUM_THREADS wins); returns a line for
+    the log. `workers` = its data-loader worker processes (each runs single-threaded)."""
+    prepare_openmp()
     import torch
 
     if "OMP_NUM_THREADS" not in os.environ:
