@@ -8,7 +8,6 @@ Several `--gpu-ids` without torchrun: the command re-launches itself under torch
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
