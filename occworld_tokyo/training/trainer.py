@@ -143,10 +143,20 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
     if opts.eval_only:
         return _eval_only(model, stage, run_eval, work_dir, opts, env)
 
+    return _train(cfg, opts, env, model, stage, precision, bundle, run_eval)
+
+
+def _train(cfg: dict, opts: RunOptions, env: DistEnv, model: torch.nn.Module, stage: Stage, precision,
+           bundle, run_eval) -> dict[str, Any]:
+    """The optimisation: loaders, AdamW + schedule, initial weights or resume, then the loop and its policy."""
+    work_dir, seed = Path(opts.work_dir), int(cfg["seed"])
+    data_cfg = cfg["data"]
+    batch_size, workers = int(data_cfg["samples_per_gpu"]), int(data_cfg["workers_per_gpu"])
+    pin = env.device.type == "cuda" if data_cfg["pin_memory"] is None else data_cfg["pin_memory"]
     sampler = ResumableSampler(len(bundle.train), shuffle=True, seed=seed, rank=env.rank,
                                world_size=env.world_size, batch_size=batch_size)
     train_loader = make_loader(bundle.train, batch_size, workers, sampler,
-                               pin_memory=env.device.type == "cuda" if data_cfg["pin_memory"] is None else data_cfg["pin_memory"],
+                               pin_memory=pin,
                                prefetch_factor=int(data_cfg["prefetch_factor"]))
     iters_per_epoch = sampler.batches_per_epoch
     max_epochs = int(cfg["max_epochs"])
