@@ -115,6 +115,12 @@ SETTINGS: tuple[Setting, ...] = (
     S("fp16.init_scale", "float", 65536.0, lo=1.0, hi=2.0 ** 32),
     S("fp16.max_consecutive_skips", "int", 50, lo=1, hi=1_000_000),
     S("cpu_precision", "choice", "fp32", choices=("fp32", "bf16")),
+    S("compile.enabled", "bool", False, doc="torch.compile the training step (same computation; the first steps "
+                                           "compile, minutes at the full size)"),
+    S("compile.backend", "str", "inductor", doc="'inductor' fuses kernels (C++ compiler on CPU, Triton on CUDA); "
+                                                "'eager' / 'aot_eager' only trace"),
+    S("compile.mode", "choice", None, optional=True,
+      choices=(None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")),
     # evaluation, checkpoints, logging
     S("evaluation.interval", "int", 1, lo=1, hi=1_000_000, doc="validate + epoch_N.pth every N epochs"),
     S("evaluation.max_samples", "int", None, lo=1, optional=True, doc="cap of validation windows (None: all)"),
@@ -132,8 +138,8 @@ SETTINGS: tuple[Setting, ...] = (
 )
 del S
 
-SECTIONS = ("data", "model", "optimizer", "lr_config", "grad_clip", "fp16", "evaluation", "checkpoint_config",
-            "log_config")
+SECTIONS = ("data", "model", "optimizer", "lr_config", "grad_clip", "fp16", "compile", "evaluation",
+            "checkpoint_config", "log_config")
 
 
 def setting(key: str) -> Setting:

@@ -185,6 +185,10 @@ def _train(cfg: dict, opts: RunOptions, env: DistEnv, model: torch.nn.Module, st
              f"{scheduler.min_lr} over {total_iters} it ({iters_per_epoch}/epoch x {max_epochs} epochs) | "
              f"batch {batch_size}/process, {workers} loader workers")
     step_module: torch.nn.Module = TrainStep(model)
+    if cfg["compile"]["enabled"]:
+        backend, mode = cfg["compile"]["backend"], cfg["compile"]["mode"]
+        step_module = torch.compile(step_module, backend=backend, mode=mode)
+        LOG.info(f"torch.compile: backend {backend}, mode {mode} (the first steps compile)")
     if env.distributed:
         step_module = torch.nn.parallel.DistributedDataParallel(
             step_module, device_ids=[env.device.index] if env.device.type == "cuda" else None)
