@@ -29,8 +29,17 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    from occworld_tokyo.threads import prepare_openmp
+
+    prepare_openmp()  # before anything loads torch: OpenMP threads then sleep instead of spinning (busy machines)
+    from occworld_tokyo.errors import UserError
+
     module = import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except UserError as exc:  # a mistake the user can fix: one line, exit 2 (any command)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

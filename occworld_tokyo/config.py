@@ -1,5 +1,8 @@
 """Python config files in the guide's style (`config/finetune_tokyo.py`): module-level names are settings.
 
+A config file is a Python program: loading it RUNS its code with your permissions (like any script). Load only
+files you trust; an exception inside one is reported as a ConfigError naming the file and line.
+
 A file may inherit: `_base_ = ['./_base_/model_tokyo.py']` (paths relative to the file). Dicts merge key by key,
 the child wins; any other value replaces. `merge_options(cfg, ['optimizer.lr=5e-5', ...])` applies
 command-line overrides (`--cfg-options`), refusing keys that do not exist.
@@ -10,11 +13,15 @@ from __future__ import annotations
 import ast
 import copy
 import runpy
+import traceback
 from pathlib import Path
 from typing import Any
 
+from occworld_tokyo.errors import UserError
+from occworld_tokyo.settings import SECTIONS, SETTINGS
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A config file or override that cannot be used; the message names the file/key and the fix."""
 
 
@@ -32,16 +39,22 @@ def _merge(base: dict, child: dict) -> dict:
 
 
 def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """Read a Python config file (and its `_base_` files) into a plain dict."""
-    path = Path(path).resolve()
+    """Read a Python config file (and its `_base_` files) into a plain dict (`config_path` finds packaged ones)."""
+    path = (config_path(path) if not _seen else Path(path)).resolve()
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path} (pass --config with an existing file, e.g. config/finetune_tokyo.py)")
+        raise ConfigError(f"config file not found: {path} (pass --config with an existing file, e.g. "
+                          f"config/finetune_tokyo.py; the packaged configs are {sorted(p.name for p in CONFIG_DIR.glob('*.py'))})")
     if path in _seen:
         raise ConfigError(f"config inheritance cycle: {' -> '.join(str(p) for p in (*_seen, path))}")
     try:
         namespace = runpy.run_path(str(path))
     except SyntaxError as exc:
         raise ConfigError(f"{path}:{exc.lineno}: syntax error in config: {exc.msg}") from exc
+    except Exception as exc:  # noqa: BLE001 - the file's own code raised: name the file and line, not a traceback
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        where = f"{path}:{lines[-1]}" if lines else str(path)
+        raise ConfigError(f"{where}: running the config file raised {type(exc).__name__}: {exc}; fix that line "
+                          "(config files are Python code)") from exc
     own = {k: v for k, v in namespace.items() if not k.startswith("__") and not callable(v) and not hasattr(v, "__file__")}
     bases = own.pop("_base_", [])
     if isinstance(bases, str):
@@ -49,7 +62,38 @@ def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
     cfg: dict[str, Any] = {}
     for base in bases:
         cfg = _merge(cfg, load_config(path.parent / base, (*_seen, path)))
-    return _merge(cfg, own)
+    cfg = _merge(cfg, own)
+    return cfg if _seen else share_declared_once(cfg, str(path))
+
+
+# values declared once at the top level and handed to the model section (a model section that names them too
+# must agree): frame counts for the world model, class table for the tokenizer
+_SHARED = (("history_frames", ("history_frames",)), ("future_frames", ("future_frames",)),
+           ("num_classes", ("vae", "num_classes")), ("free_index", ("vae", "free_index")))
+
+
+def share_declared_once(cfg: dict[str, Any], source: str = "config", overridden: set[str] = frozenset()) \
+        -> dict[str, Any]:
+    """Copy the top-level frame counts / class table into `model` (they are declared once, at the top level).
+    Keys in `overridden` (set on the command line) replace the model's value instead of having to agree."""
+    model = cfg.get("model")
+    if not isinstance(model, dict):
+        return cfg
+    for top, inner in _SHARED:
+        if top not in cfg:
+            continue
+        node = model
+        for key in inner[:-1]:
+            node = node.get(key) if isinstance(node.get(key), dict) else None
+            if node is None:
+                break
+        if node is None or (inner[0] != "vae" and model.get("type") == "VAERes2D"):
+            continue
+        if inner[-1] in node and node[inner[-1]] != cfg[top] and top not in overridden:
+            raise ConfigError(f"{source}: {top} = {cfg[top]!r} but model.{'.'.join(inner)} = {node[inner[-1]]!r}: "
+                              f"declare {top} once, at the top level (the model takes it from there)")
+        node[inner[-1]] = cfg[top]
+    return cfg
 
 
 def _parse_value(text: str) -> Any:
@@ -86,52 +130,37 @@ def merge_options(cfg: dict[str, Any], options: list[str] | None) -> dict[str, A
 # silently ignoring it. `None` means "any keys" (free-form dict); a set lists the allowed sub-keys.
 # --------------------------------------------------------------------------------------------------------------
 
-MODEL_BASE_FILE = Path(__file__).resolve().parents[1] / "config" / "_base_" / "model_tokyo.py"
+# The config files ship inside the package (occworld_tokyo/configs/; the repository's config/ is a link to it), so
+# an installed package finds them from any folder: `--config config/finetune_tokyo.py` (the guide's path) means
+# the file there when it exists relative to the working folder, else the packaged one.
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+MODEL_BASE_FILE = CONFIG_DIR / "_base_" / "model_tokyo.py"
 
-KNOWN_KEYS: dict[str, set[str] | None] = {
-    # dataset (the guide's names)
-    "data_root": set(),
-    "point_cloud_range": set(),
-    "voxel_size": set(),
-    "history_frames": set(),
-    "future_frames": set(),
-    # model base file (config/_base_/model_tokyo.py) top-level names
-    "grid_size": set(),
-    "num_classes": set(),
-    "free_index": set(),
-    "data": {"samples_per_gpu", "workers_per_gpu", "val_fraction", "split_seed", "window_stride",
-             "val_window_stride", "time_split_gap", "pin_memory", "agent_types", "max_train_windows",
-             "prefetch_factor"},
-    # model: the guide's four keys plus every key that config/_base_/model_tokyo.py defines (added lazily)
-    "model": {"type", "freeze_vae", "freeze_transformer", "freeze_pose"},
-    # optimisation
-    "optimizer": {"type", "lr", "weight_decay", "betas", "eps"},
-    "lr_config": {"policy", "min_lr", "warmup", "warmup_iters", "warmup_ratio"},
-    "grad_clip": {"max_norm", "norm_type"},
-    "max_epochs": set(),
-    "fp16": {"enabled", "init_scale", "max_consecutive_skips"},
-    "cpu_precision": set(),
-    "compile": {"enabled", "backend", "mode"},
-    # evaluation, checkpoints, logging
-    "evaluation": {"interval", "max_samples", "rollout", "vpq_iou_threshold", "n_images", "visibility", "agent_box"},
-    "checkpoint_config": {"interval_iters"},
-    "log_config": {"interval"},
-    # run
-    "work_dir": set(),
-    "seed": set(),
-    "deterministic": set(),
-    "load_from": set(),
-    "tokenizer_checkpoint": set(),
-}
 
-_VALID_VALUES: dict[str, tuple] = {
-    "optimizer.type": ("AdamW",),
-    "lr_config.policy": ("CosineAnnealing",),
-    "lr_config.warmup": ("linear", None),
-    "cpu_precision": ("fp32", "bf16"),
-    "compile.enabled": (True, False),
-    "compile.mode": (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"),
-}
+def config_path(path: str | Path) -> Path:
+    """The config file `path` names: as given when it exists, else the packaged file of that name
+    (`config/tiny_vqvae.py`, `tiny_vqvae.py` or `tiny_vqvae` -> occworld_tokyo/configs/tiny_vqvae.py)."""
+    given = Path(path)
+    if given.is_file() or given.is_absolute():
+        return given
+    parts = given.parts[1:] if given.parts and given.parts[0] in ("config", "configs") else given.parts
+    packaged = CONFIG_DIR.joinpath(*parts) if parts else CONFIG_DIR
+    if packaged.suffix != ".py":
+        packaged = packaged.with_suffix(".py")
+    return packaged if packaged.is_file() else given
+
+
+def _known_keys() -> dict[str, set[str] | None]:
+    known: dict[str, set[str] | None] = {}
+    for s in SETTINGS:
+        top, _, sub = s.key.partition(".")
+        known.setdefault(top, set())
+        if sub:
+            known[top].add(sub)
+    return known
+
+
+KNOWN_KEYS: dict[str, set[str] | None] = _known_keys()  # top-level key -> its sub-keys (settings.SETTINGS)
 
 
 def _model_base_keys(base_file: Path = MODEL_BASE_FILE) -> set[str]:
@@ -158,25 +187,32 @@ def validate_config(cfg: dict[str, Any], source: str = "config") -> dict[str, An
                 if sub not in allowed:
                     hint = _closest(sub, allowed)
                     raise ConfigError(f"{source}: unknown key '{key}.{sub}'{hint}; known keys of {key}: {sorted(allowed)}")
-    for dotted, choices in _VALID_VALUES.items():
-        value = get_dotted(cfg, dotted, default=_MISSING)
-        if value is not _MISSING and value not in choices:
-            raise ConfigError(f"{source}: {dotted} = {value!r} is not supported; use one of {list(choices)}")
-    for dotted in ("history_frames", "max_epochs", "data.samples_per_gpu", "evaluation.interval"):
-        value = get_dotted(cfg, dotted, default=_MISSING)
-        if value is not _MISSING and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ConfigError(f"{source}: {dotted} must be an integer >= 1, got {value!r}")
-    for dotted in ("future_frames", "data.workers_per_gpu", "lr_config.warmup_iters"):
-        value = get_dotted(cfg, dotted, default=_MISSING)
-        if value is not _MISSING and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise ConfigError(f"{source}: {dotted} must be an integer >= 0, got {value!r}")
-    lr = get_dotted(cfg, "optimizer.lr", default=_MISSING)
-    if lr is not _MISSING and not (isinstance(lr, (int, float)) and lr > 0):
-        raise ConfigError(f"{source}: optimizer.lr must be a number > 0, got {lr!r}")
+    for st in SETTINGS:
+        value = get_dotted(cfg, st.key, default=_MISSING)
+        if value is _MISSING:
+            continue
+        problem = st.check(value)
+        if problem:
+            raise ConfigError(f"{source}: {st.key} = {value!r} {problem}" + (f" ({st.doc})" if st.doc else ""))
     return cfg
 
 
 _MISSING = object()
+
+
+def with_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    """A copy of cfg with every unset setting at its declared default (settings.SETTINGS)."""
+    out = copy.deepcopy(cfg)
+    for section in SECTIONS:
+        out.setdefault(section, {})
+    for st in SETTINGS:
+        if get_dotted(out, st.key, default=_MISSING) is _MISSING:
+            node = out
+            *parents, last = st.key.split(".")
+            for key in parents:
+                node = node[key]
+            node[last] = copy.deepcopy(st.default)
+    return out
 
 
 def get_dotted(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:

@@ -92,6 +92,6 @@ class EgoFrame:
 
     def rotate_to_ego(self, vectors: np.ndarray) -> np.ndarray:
         """World-frame direction vectors (..., 3) -> ego frame (no translation)."""
-        v = np.asarray(vectors, dtype=np.float64)
-        c, s = np.cos(self.yaw), np.sin(self.yaw)
-        return np.stack([c * v[..., 0] + s * v[..., 1], -s * v[..., 0] + c * v[..., 1], v[..., 2]], axis=-1)
+        from occworld_tokyo.rotations import rotate_yaw
+
+        return rotate_yaw(vectors, -self.yaw)

@@ -17,7 +17,8 @@ import torch
 from occworld_tokyo.config import ConfigError
 from occworld_tokyo.dataset import (DataError, OccWindowDataset, ResumableSampler, find_sessions, make_loader,
                                     measure_loader, relative_poses, select_grid, split_sessions)
-from occworld_tokyo.dataset.poses import pose_arrays, quat_yaw, yaw_quat
+from occworld_tokyo.dataset.poses import pose_arrays
+from occworld_tokyo.rotations import quat_yaw, yaw_quat
 from occworld_tokyo.dataset.windows import SessionPart
 from occworld_tokyo.grid import DEFAULT_GRID
 

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from occworld_tokyo.config import load_config
-from occworld_tokyo.dataset.poses import pose_arrays, quat_yaw, relative_poses
+from occworld_tokyo.dataset.poses import pose_arrays, poses_to_world, relative_poses
+from occworld_tokyo.rotations import quat_yaw
 from occworld_tokyo.grid import EgoFrame
-from occworld_tokyo.reports.forecast import main as forecast_main, relative_to_world
+from occworld_tokyo.reports.forecast import main as forecast_main
 from occworld_tokyo.sessions import layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,13 +38,13 @@ def _records(n: int, rng: np.random.Generator) -> list[dict]:
     return out
 
 
-def test_relative_to_world_inverts_relative_poses():
+def test_poses_to_world_inverts_relative_poses():
     arrays = pose_arrays(_records(6, np.random.default_rng(0)))
     current = 3
     rel = relative_poses(arrays, current)
     yaw = float(quat_yaw(arrays["quat"][current]))
     frame = EgoFrame(arrays["position"][current, 0], arrays["position"][current, 1], yaw, 0.0)
-    back = relative_to_world(rel, frame, float(arrays["position"][current, 2]))
+    back = poses_to_world(rel, frame, float(arrays["position"][current, 2]))
     assert np.allclose(back["position"], arrays["position"], atol=1e-3)
     assert np.allclose(back["lin_vel"], arrays["lin_vel"], atol=1e-4)
     assert np.allclose(back["ang_vel"], arrays["ang_vel"], atol=1e-4)
@@ -79,7 +80,7 @@ def test_forecast_writes_frames_poses_and_pictures(tmp_path, session_and_checkpo
     frames = list(range(2 + 4, 2 + 4 + 6))  # history 4 from frame 2, then 6 predicted frames
     for f in frames:
         with np.load(layout.occupancy_path(out, f)) as npz:
-            assert npz["occupancy"].shape == tuple(cfg["grid_size"]) and npz["occupancy"].dtype == np.uint8
+            assert npz["occupancy"].shape == tuple(cfg["model"]["vae"]["grid_size"]) and npz["occupancy"].dtype == np.uint8
         pose = json.loads(layout.pose_path(out, f).read_text())
         truth = json.loads(layout.pose_path(session, f).read_text())
         assert pose["frame"] == f and pose["timestamp"] == truth["timestamp"] and pose["predicted"] is True

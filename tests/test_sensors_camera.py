@@ -10,7 +10,7 @@ from PIL import Image
 
 from occworld_tokyo import labels as L
 from occworld_tokyo.sensors import CameraSpec, RayCaster, default_camera, encode_jpeg, render_camera
-from occworld_tokyo.sensors.geometry import invert_rigid, quat_to_matrix
+from occworld_tokyo.rotations import invert_rigid, unit_quat_to_matrix as quat_to_matrix
 from occworld_tokyo.sensors.synthetic import Box, box_city
 
 

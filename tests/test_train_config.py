@@ -19,7 +19,7 @@ GUIDE = ROOT.parent / "shared" / "seed" / "000_fb4ec1d01ab21971.txt"
 def test_flags_defaults_and_aliases() -> None:
     p = build_parser()
     a = p.parse_args([])
-    assert a.config == "config/finetune_tokyo.py" and a.seed == 42 and not a.resume and not a.eval_only
+    assert a.config == "config/finetune_tokyo.py" and a.seed is None and not a.resume and not a.eval_only
     b = p.parse_args(["--py-config", "x.py", "--work-dir", "w", "--resume", "--resume-from", "f.pth", "--from-scratch",
                       "--gpu-ids", "0,1", "--seed", "7", "--batch-size", "3", "--lr", "5e-5", "--epochs", "9",
                       "--eval-only", "--cfg-options", "a=1", "b.c=2"])

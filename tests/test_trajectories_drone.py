@@ -13,12 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest_trajectories import make_fake_city  # noqa: E402
 
 from occworld_tokyo.trajectories import DroneSpec, PlanningError, plan_drone, plan_drone_motion  # noqa: E402
-from occworld_tokyo.trajectories.kinematics import (  # noqa: E402
-    angular_velocity_from_quats,
-    frame_angular_velocity_differences,
-    frame_velocity_differences,
-    quat_rotate,
-)
+from occworld_tokyo.trajectories.kinematics import frame_angular_velocity_differences, frame_velocity_differences  # noqa: E402
+from occworld_tokyo.rotations import angular_velocity_from_quats, quat_rotate  # noqa: E402
 
 SPEC = DroneSpec()
 N_FRAMES = 120

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from occworld_tokyo.trajectories.kinematics import (
-    angular_velocity_from_euler,
-    angular_velocity_from_quats,
-    central_difference,
-    euler_from_quat,
-    quat_from_euler,
-    quat_multiply,
-    quat_rotate,
-    quat_to_matrix,
-    unwrap_yaw,
-    wrap_angle,
-)
+
+from occworld_tokyo.rotations import (angular_velocity_from_euler, angular_velocity_from_quats, euler_from_quat,
+                                      quat_from_euler, quat_multiply, quat_rotate, quat_to_matrix, unwrap_yaw,
+                                      wrap_angle)
+from occworld_tokyo.trajectories.kinematics import central_difference
 
 
 def _rz(a):

@@ -20,12 +20,8 @@ from occworld_tokyo.trajectories import (  # noqa: E402
     plan_rover,
     plan_rover_motion,
 )
-from occworld_tokyo.trajectories.kinematics import (  # noqa: E402
-    angular_velocity_from_quats,
-    euler_from_quat,
-    frame_angular_velocity_differences,
-    frame_velocity_differences,
-)
+from occworld_tokyo.trajectories.kinematics import frame_angular_velocity_differences, frame_velocity_differences  # noqa: E402
+from occworld_tokyo.rotations import angular_velocity_from_quats, euler_from_quat  # noqa: E402
 
 N_FRAMES = 160
 

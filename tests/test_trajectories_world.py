@@ -10,7 +10,7 @@ import pytest
 
 from occworld_tokyo.labels import BUILDING, ROAD
 from occworld_tokyo.trajectories import DroneSpec, RoverSpec, plan_drone_motion, plan_rover_motion
-from occworld_tokyo.trajectories.kinematics import angular_velocity_from_quats
+from occworld_tokyo.rotations import angular_velocity_from_quats
 
 TILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "plateau" / "53395404_bldg_6697_op.gml"
 

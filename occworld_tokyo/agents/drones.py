@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..labels import DRONE
-from ..trajectories.kinematics import wrap_angle
+from ..rotations import wrap_angle
 from ..trajectories.maps import altitude_map
 from .groups import AgentGroup, IdSource
 from .specs import AGENT_CLASSES, TrafficSpec, draw_kinds

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..labels import PEDESTRIAN
-from ..trajectories.kinematics import wrap_angle
+from ..rotations import wrap_angle
 from .groups import AgentGroup, AgentRaster, IdSource
 from .specs import AGENT_CLASSES, TrafficSpec, draw_kinds
 from .streets import clearance_map, lookup, passable_columns, vehicle_corridor

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..labels import VEHICLE
-from ..trajectories.kinematics import wrap_angle
+from ..rotations import wrap_angle
 from .groups import AgentGroup, AgentRaster, IdSource
 from .junctions import Junctions, Movements, Signals
 from .paths import LaneBank, LanePath, lane_path, resample

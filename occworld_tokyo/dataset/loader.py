@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from occworld_tokyo.dataset.grid_select import GridSelection, select_grid
-from occworld_tokyo.dataset.sessions import SessionInfo, find_sessions
+from occworld_tokyo.dataset.sessions import DataError, SessionInfo, find_sessions
 from occworld_tokyo.dataset.windows import OccWindowDataset, Split, split_sessions
 
 
@@ -70,32 +70,29 @@ class DataBundle:
 
 
 def build_datasets(cfg: dict, with_instances_val: bool = True) -> DataBundle:
-    """Sessions -> split -> train and val window datasets, as the config says."""
-    data = cfg.get("data", {})
-    sessions = find_sessions(cfg["data_root"])
-    agent_types = data.get("agent_types")
-    if agent_types:
-        sessions = [s for s in sessions if s.agent_type in agent_types]
+    """Sessions -> split -> train and val window datasets, as the (resolved: config.with_defaults) config says."""
+    data = cfg["data"]
+    sessions = find_sessions(cfg["data_root"], data["agent_types"])
     hist, fut = int(cfg["history_frames"]), int(cfg["future_frames"])
     window = hist + fut
-    split = split_sessions(sessions, float(data.get("val_fraction", 0.2)), int(data.get("split_seed", 0)), window,
-                           data.get("time_split_gap"))
+    split = split_sessions(sessions, float(data["val_fraction"]), int(data["split_seed"]), window,
+                           data["time_split_gap"])
     selection = select_grid(cfg["point_cloud_range"], cfg["voxel_size"])
     rates = {s.rate_hz for s in sessions}
     notes = [split.note, f"grid: stored (200, 200, 121) -> selected {selection.shape} "
                          f"(box {selection.lo}..{selection.hi}, pooling {selection.factor})"]
     if len(rates) > 1:
         notes.append(f"WARNING: sessions have different frame rates {sorted(rates)}; windows mix time steps")
-    visibility = cfg.get("evaluation", {}).get("visibility")
+    visibility = cfg["evaluation"]["visibility"]
     if visibility and not all(s.has_masks for s in sessions):
         no_mask = [s.name for s in sessions if not s.has_masks]
         notes.append(f"{len(no_mask)} session(s) have no visibility masks (generated without sensors): "
                      f"treated as all-visible: {no_mask[:5]}")
-    train = OccWindowDataset(split.train, hist, fut, selection, stride=int(data.get("window_stride", 1)))
-    val = OccWindowDataset(split.val, hist, fut, selection, stride=int(data.get("val_window_stride", 1)),
+    train = OccWindowDataset(split.train, hist, fut, selection, stride=int(data["window_stride"]))
+    val = OccWindowDataset(split.val, hist, fut, selection, stride=int(data["val_window_stride"]),
                            with_instances=with_instances_val, visibility=visibility)
     if len(train) == 0 or len(val) == 0:
-        raise ValueError(f"no {'train' if len(train) == 0 else 'val'} windows of {window} frames: sessions too "
+        raise DataError(f"no {'train' if len(train) == 0 else 'val'} windows of {window} frames: sessions too "
                          "short for history_frames + future_frames; generate more frames per session")
     return DataBundle(train, val, split, selection, sessions, min(rates), notes)
 

@@ -9,7 +9,7 @@ z up, gravity aligned: the same frame as its occupancy grid, see `grid.EgoFrame`
     [10:13] angular velocity rotated into the current ego frame (rad/s)
 
 So the current frame itself is (0, 0, 0, its roll/pitch only, its own velocities in its ego frame).
-All functions are pure numpy.
+All functions are pure numpy; the rotation maths is `occworld_tokyo.rotations`.
 """
 
 from __future__ import annotations
@@ -17,32 +17,9 @@ from __future__ import annotations
 import numpy as np
 
 from occworld_tokyo.grid import EgoFrame
+from occworld_tokyo.rotations import quat_multiply, quat_yaw, rotate_yaw, yaw_quat
 
 POSE_DIM = 13
-
-
-def quat_yaw(q_xyzw: np.ndarray) -> np.ndarray:
-    """Yaw (rotation about world z) of body -> world quaternions (..., 4) in x, y, z, w order."""
-    q = np.asarray(q_xyzw, dtype=np.float64)
-    x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
-
-
-def quat_multiply(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product a * b of quaternions in x, y, z, w order (broadcasting)."""
-    ax, ay, az, aw = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
-    bx, by, bz, bw = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
-    return np.stack([
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-        aw * bw - ax * bx - ay * by - az * bz,
-    ], axis=-1)
-
-
-def yaw_quat(yaw: float) -> np.ndarray:
-    """The x, y, z, w quaternion of a rotation by `yaw` about z."""
-    return np.array([0.0, 0.0, np.sin(yaw / 2.0), np.cos(yaw / 2.0)])
 
 
 def pose_arrays(records: list[dict]) -> dict[str, np.ndarray]:
@@ -78,3 +55,14 @@ def relative_poses(arrays: dict[str, np.ndarray], current: int) -> np.ndarray:
     lin = frame.rotate_to_ego(arrays["lin_vel"])
     ang = frame.rotate_to_ego(arrays["ang_vel"])
     return np.concatenate([rel_pos, rel_quat, lin, ang], axis=-1).astype(np.float32)
+
+
+def poses_to_world(rel: np.ndarray, current: EgoFrame, current_z: float) -> dict[str, np.ndarray]:
+    """The inverse of `relative_poses` for (T, 13) poses relative to the frame `current` (its yaw-only ego frame,
+    at world height current_z): world position (m), quaternion xyzw, linear (m/s) and angular (rad/s) velocity."""
+    rel = np.asarray(rel, dtype=np.float64)
+    ref = EgoFrame(current.x, current.y, current.yaw, current_z)
+    quat = quat_multiply(np.broadcast_to(yaw_quat(current.yaw), rel[:, 3:7].shape), rel[:, 3:7])
+    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
+    return {"position": ref.ego_to_world(rel[:, :3]), "quat": quat,
+            "lin_vel": rotate_yaw(rel[:, 7:10], current.yaw), "ang_vel": rotate_yaw(rel[:, 10:13], current.yaw)}

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from occworld_tokyo.errors import UserError
 from occworld_tokyo.sessions import layout
 
 
-class DataError(RuntimeError):
+class DataError(UserError):
     """The data root or a session cannot be used for training; the message says which file and what to do."""
 
 
@@ -37,23 +38,32 @@ def read_session(path: Path) -> SessionInfo:
         meta = json.loads((path / "meta.json").read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise DataError(f"{path / 'meta.json'}: cannot read ({exc})") from exc
-    n = int(meta.get("n_frames", 0))
-    shape = tuple(meta.get("grid", {}).get("shape", (200, 200, 121)))
+    try:
+        n = int(meta.get("n_frames", 0))
+        shape = tuple(meta.get("grid", {}).get("shape", (200, 200, 121)))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DataError(f"{path / 'meta.json'}: fields n_frames / grid.shape unreadable ({exc}); regenerate this "
+                        "session") from exc
     if shape != (200, 200, 121):
         raise DataError(f"{path}: grid shape {shape} in meta.json; training expects (200, 200, 121)")
     last = layout.occupancy_path(path, n - 1)
     if n < 1 or not last.is_file() or not layout.pose_path(path, n - 1).is_file():
         raise DataError(f"{path}: meta.json says {n} frames but {last.name} or its pose is missing; "
                         "regenerate this session")
-    with zipfile.ZipFile(layout.occupancy_path(path, 0)) as zf:
-        names = set(zf.namelist())
+    try:
+        with zipfile.ZipFile(layout.occupancy_path(path, 0)) as zf:
+            names = set(zf.namelist())
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{layout.occupancy_path(path, 0)}: unreadable ({exc}); delete {path} and regenerate "
+                        "it") from exc
     return SessionInfo(path=path, name=path.name, agent_type=str(meta.get("agent_type", path.name.split("_")[0])),
                        n_frames=n, rate_hz=float(meta.get("rate_hz", 2.0)),
                        has_masks={"mask_lidar.npy", "mask_camera.npy"} <= names)
 
 
-def find_sessions(data_root: str | Path) -> list[SessionInfo]:
-    """All finished sessions under data_root, sorted by name; a DataError when there are none."""
+def find_sessions(data_root: str | Path, agent_types: list[str] | None = None) -> list[SessionInfo]:
+    """All finished sessions under data_root (of `agent_types` when given), sorted by name; a DataError when
+    there are none."""
     root = Path(data_root)
     paths = layout.find_sessions(root)
     if not paths:
@@ -61,7 +71,12 @@ def find_sessions(data_root: str | Path) -> list[SessionInfo]:
         raise DataError(f"data_root {root} {why}; generate data first: "
                         f"python scripts/plateau_to_occworld.py --output {root} --frames 200 --sessions 5 "
                         "(or ./scripts/run_training.sh --generate-data)")
-    return [read_session(p) for p in paths]
+    sessions = [read_session(p) for p in paths]
+    if agent_types:
+        sessions = [s for s in sessions if s.agent_type in agent_types]
+        if not sessions:
+            raise DataError(f"data_root {root} holds no session of data.agent_types {list(agent_types)}")
+    return sessions
 
 
 def read_occupancy(session: Path, frame: int, keys: tuple[str, ...] = ("occupancy",)) -> dict[str, np.ndarray]:

@@ -12,6 +12,12 @@ is logged; loading nothing raises.
 Files are read with `torch.load(weights_only=True)`; one that needs pickled Python objects is refused unless the
 caller opts in (`allow_pickle=True`, the `--allow-pickle` flag), since unpickling runs arbitrary code.
 
+This module is the one reader of checkpoint files (`read_checkpoint`) and holds the one `CheckpointError`: the
+training side (`occworld_tokyo.training.checkpoint`) writes through `save_checkpoint` and reads through here.
+Every read verifies before anything uses the weights: all floating-point tensors of the state_dict finite, and
+for files written by this project the content checksum (`checksum`: SHA-256 over names, dtypes, shapes and
+bytes of the state_dict, `state_checksum`) equal to the stored one.
+
 Tokenizer provenance: the state_dict of the released model has no room for metadata (parity), so the fact that
 a tokenizer is trained for a grid lives in the attribute `vae.tokenizer_grid = (X, Y, Z, num_classes)`, saved in
 checkpoints under `meta['tokenizer_grid']` (`checkpoint_metadata`) and restored by `load_pretrained`.
@@ -20,6 +26,7 @@ checkpoints under `meta['tokenizer_grid']` (`checkpoint_metadata`) and restored 
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -29,6 +36,7 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
+from ..errors import UserError
 from .vae import VAERes2D
 
 DOWNLOAD_COMMAND = ("mkdir -p pretrained/occworld && curl -L -o pretrained/occworld/latest.pth "
@@ -36,11 +44,11 @@ DOWNLOAD_COMMAND = ("mkdir -p pretrained/occworld && curl -L -o pretrained/occwo
 _PREFIXES = ("module.", "_orig_mod.")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; the message says why and what to do."""
+class CheckpointError(UserError):
+    """A checkpoint that cannot be found, read, verified or used; the message names the file and the fix."""
 
 
-class TokenizerNotTrainedError(RuntimeError):
+class TokenizerNotTrainedError(UserError):
     """The world model would train on a frozen tokenizer that was never trained for its grid and classes."""
 
 
@@ -128,8 +136,10 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def read_checkpoint(path: str | Path, *, allow_pickle: bool = False) -> dict[str, Any]:
-    """torch.load a checkpoint file (CPU), refusing pickled objects unless allow_pickle. Returns the raw object."""
+def read_checkpoint(path: str | Path, *, allow_pickle: bool = False, map_location: str | torch.device = "cpu",
+                    mmap: bool = False, verify: bool = True) -> Any:
+    """torch.load a checkpoint file, refusing pickled objects unless allow_pickle; with `verify` (the default)
+    the state_dict is checked (`verify_checkpoint`) before it is returned. Returns the raw object."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -137,7 +147,7 @@ def read_checkpoint(path: str | Path, *, allow_pickle: bool = False) -> dict[str
             f"Download the released OccWorld weights with:\n  {DOWNLOAD_COMMAND}\n"
             f"or train from scratch with --from-scratch.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=not allow_pickle)
+        obj = torch.load(path, map_location=map_location, weights_only=not allow_pickle, mmap=mmap)
     except pickle.UnpicklingError as exc:
         if allow_pickle:
             raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
@@ -145,6 +155,41 @@ def read_checkpoint(path: str | Path, *, allow_pickle: bool = False) -> dict[str
             f"checkpoint {path} contains pickled Python objects, which torch.load(weights_only=True) refuses "
             f"(unpickling can run arbitrary code). If you trust this file, re-run with --allow-pickle "
             f"(load_pretrained(..., allow_pickle=True)). Details: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # noqa: BLE001 - truncated / not a torch file: one message, whatever torch raised
+        raise CheckpointError(f"cannot read checkpoint {path} ({str(exc).splitlines()[0] if str(exc) else exc!r}): "
+                              "the file is damaged or not a PyTorch checkpoint; use another checkpoint (for a "
+                              "training run: delete this file and --resume from the one before)") from exc
+    if verify:
+        verify_checkpoint(obj, path)
+    return obj
+
+
+def state_checksum(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the sorted names, dtypes, shapes and bytes of a state_dict (device and storage layout aside)."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def verify_checkpoint(obj: Any, path: str | Path) -> None:
+    """Refuse a checkpoint whose state_dict holds NaN/Inf or whose stored `checksum` does not match its content."""
+    state = obj.get("state_dict", obj.get("model")) if isinstance(obj, dict) else None
+    if not isinstance(state, dict):
+        state = obj if isinstance(obj, dict) else {}
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"checkpoint {path} holds non-finite values (NaN/Inf) in {len(bad)} tensor(s), e.g. "
+                              f"{bad[:3]}: it is corrupt or from a diverged run; use an earlier checkpoint")
+    stored = obj.get("checksum") if isinstance(obj, dict) else None
+    if stored is not None:
+        tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+        if state_checksum(tensors) != stored:
+            raise CheckpointError(f"checkpoint {path} fails its content checksum (its weights changed after it was "
+                                  "written: disk or copy damage): use an earlier checkpoint or copy it again")
 
 
 def extract_state_dict(obj: Any) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+from occworld_tokyo.config import CONFIG_DIR  # the packaged configs
 
 
 def _stage(title: str) -> float:
@@ -29,7 +29,7 @@ def _stage(title: str) -> float:
 
 def run_demo(out: Path, sessions: int, frames: int, tokenizer_epochs: int, world_epochs: int, workers: int,
              seed: int, inputs: list[str] | None, eval_samples: int) -> Path:
-    from occworld_tokyo.config import load_config
+    from occworld_tokyo.config import load_config, with_defaults
     from occworld_tokyo.dataset.sessions import find_sessions
     from occworld_tokyo.dataset.windows import split_sessions
     from occworld_tokyo.reports.forecast import forecast, load_trained, write_forecast
@@ -68,7 +68,7 @@ def run_demo(out: Path, sessions: int, frames: int, tokenizer_epochs: int, world
     timings["world_model"] = time.perf_counter() - t
 
     t = _stage("4/5 forecast a validation session")
-    cfg = load_config(wm_cfg)
+    cfg = with_defaults(load_config(wm_cfg))
     split = split_sessions(find_sessions(data), float(cfg["data"]["val_fraction"]), int(cfg["data"]["split_seed"]),
                            cfg["history_frames"] + cfg["future_frames"])
     val_session = split.val[0].session.path

@@ -23,15 +23,16 @@ import numpy as np
 import torch
 
 from occworld_tokyo.dataset.grid_select import select_grid
-from occworld_tokyo.dataset.poses import quat_multiply, yaw_quat
+from occworld_tokyo.dataset.poses import poses_to_world
 from occworld_tokyo.dataset.sessions import DataError, read_session
 from occworld_tokyo.dataset.windows import OccWindowDataset, SessionPart
+from occworld_tokyo.errors import UserError
 from occworld_tokyo.grid import EgoFrame
 from occworld_tokyo.reports.figures import bev_image, comparison_figure, side_by_side, write_gif
 from occworld_tokyo.sessions import layout, writer
 
 
-class ForecastError(RuntimeError):
+class ForecastError(UserError):
     """The forecast cannot run; the message says what to give instead."""
 
 
@@ -39,33 +40,20 @@ def load_trained(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     """The model and resolved config stored in a training checkpoint (world-model stage)."""
     from occworld_tokyo.model import build_model
     from occworld_tokyo.training.checkpoint import load_checkpoint
+    from occworld_tokyo.training.stages import stage_for
 
     ckpt = load_checkpoint(checkpoint)
     if "config_json" not in ckpt:
         raise ForecastError(f"{checkpoint} carries no config (config_json); use a checkpoint written by train.py")
     cfg = json.loads(ckpt["config_json"])
-    if cfg["model"].get("type") != "TransVQVAE":
-        raise ForecastError(f"{checkpoint} is a {cfg['model'].get('type')} (tokenizer) checkpoint; "
-                            "forecasting needs a world-model checkpoint (stage 2, e.g. checkpoints/best.pth)")
     model = build_model(cfg["model"])
-    model.load_state_dict(ckpt["state_dict"])
+    stage = stage_for(model)
+    if stage.name != "world_model":
+        raise ForecastError(f"{checkpoint} is a {stage.name} checkpoint ({stage.model_type}); forecasting needs a "
+                            "world-model checkpoint (stage 2, e.g. checkpoints/best.pth)")
+    model.load_state_dict(ckpt["state_dict"])  # the config is the checkpoint's own: the shapes fit
     model.eval()
     return model, cfg
-
-
-def relative_to_world(rel: np.ndarray, current: EgoFrame, current_z: float) -> dict[str, np.ndarray]:
-    """Invert dataset.poses.relative_poses for predicted (T, 13) poses of the current frame."""
-    rel = np.asarray(rel, dtype=np.float64)
-    ref = EgoFrame(current.x, current.y, current.yaw, current_z)
-    c, s = np.cos(current.yaw), np.sin(current.yaw)
-
-    def rotate_back(v: np.ndarray) -> np.ndarray:
-        return np.stack([c * v[:, 0] - s * v[:, 1], s * v[:, 0] + c * v[:, 1], v[:, 2]], axis=1)
-
-    quat = quat_multiply(np.broadcast_to(yaw_quat(current.yaw), rel[:, 3:7].shape), rel[:, 3:7])
-    quat /= np.linalg.norm(quat, axis=1, keepdims=True)
-    return {"position": ref.ego_to_world(rel[:, :3]), "quat": quat,
-            "lin_vel": rotate_back(rel[:, 7:10]), "ang_vel": rotate_back(rel[:, 10:13])}
 
 
 def forecast(model: torch.nn.Module, cfg: dict, session_dir: str | Path, start: int = 0) -> dict:
@@ -85,7 +73,7 @@ def forecast(model: torch.nn.Module, cfg: dict, session_dir: str | Path, start: 
     with torch.no_grad():
         out = model.rollout(occ[None, :H], poses[None, :H], F)
     cur = EgoFrame(*ego[H - 1, :4])
-    world = relative_to_world(out["poses"][0].numpy(), cur, float(ego[H - 1, 4]))
+    world = poses_to_world(out["poses"][0].numpy(), cur, float(ego[H - 1, 4]))
     return {
         "history": occ[:H].numpy(), "pred": out["occ"][0].numpy().astype(np.uint8),
         "gt": occ[H:].numpy() if has_future else None, "poses": world,

@@ -28,7 +28,7 @@ from PIL import Image
 
 from occworld_tokyo import labels as L
 from occworld_tokyo.citymodel.mesh import CityMesh
-from occworld_tokyo.sensors.geometry import quat_to_matrix
+from occworld_tokyo.rotations import unit_quat_to_matrix as quat_to_matrix
 from occworld_tokyo.sensors.raster import EDGE_EPS_PX, TIE_REL, certain_hits, raster_nearest
 from occworld_tokyo.sensors.raycast import RayCaster
 from occworld_tokyo.sensors.specs import CameraSpec

@@ -22,7 +22,7 @@ from numba import njit
 from occworld_tokyo import labels as L
 from occworld_tokyo.citymodel.mesh import CityMesh
 from occworld_tokyo.grid import EgoFrame
-from occworld_tokyo.sensors.geometry import quat_to_matrix
+from occworld_tokyo.rotations import unit_quat_to_matrix as quat_to_matrix
 from occworld_tokyo.sensors.raycast import RayCaster
 from occworld_tokyo.sensors.specs import LidarSpec
 

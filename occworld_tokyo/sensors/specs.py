@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from occworld_tokyo.sensors.geometry import rigid, rpy_deg_to_matrix
+from occworld_tokyo.rotations import rigid, rpy_deg_to_matrix
 
 AGENT_TYPES = ("drone", "rover")
 

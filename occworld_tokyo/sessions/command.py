@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from occworld_tokyo.agents import TrafficDensity
+from occworld_tokyo.errors import UserError
 from occworld_tokyo.sessions.generate import GenerationError, GenerationSpec, generate_sessions
 
 
@@ -19,6 +20,20 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _ranged(kind, lo: float, hi: float, unit: str = ""):
+    """An argparse type accepting `kind` values in [lo, hi] (the range is declared with the flag)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from exc
+        if not lo <= value <= hi:  # NaN fails too
+            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g}..{hi:g}{unit}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="plateau_to_occworld.py",
@@ -27,23 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PLATEAU CityGML (.gml, a udx/ folder, the distributed .zip) or OBJ export folder(s); "
                         "omit to use the built-in sample district")
     p.add_argument("--output", default="data/tokyo_gazebo", help="data root to write sessions into (default: %(default)s)")
-    p.add_argument("--frames", type=int, default=200, help="frames per session (default: %(default)s)")
-    p.add_argument("--sessions", type=int, default=5, help="number of sessions (default: %(default)s)")
+    p.add_argument("--frames", type=_ranged(int, 1, 100_000), default=200, help="frames per session (default: %(default)s)")
+    p.add_argument("--sessions", type=_ranged(int, 1, 10_000), default=5, help="number of sessions (default: %(default)s)")
     p.add_argument("--agent", choices=("drone", "rover", "mixed"), default="mixed",
                    help="agent type of the sessions; mixed alternates drone and rover (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives byte-identical output")
-    p.add_argument("--rate", type=float, default=2.0, help="frame rate in Hz (default: %(default)s, OccWorld's keyframe rate)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes over sessions (default: %(default)s)")
+    p.add_argument("--rate", type=_ranged(float, 0.1, 100.0, " Hz"), default=2.0, help="frame rate in Hz (default: %(default)s, OccWorld's keyframe rate)")
+    p.add_argument("--workers", type=_ranged(int, 1, 256), default=1, help="worker processes over sessions (default: %(default)s)")
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="i/n",
                    help="write only sessions k with k %% n == i (cluster array jobs; default 0/1)")
     p.add_argument("--no-sensors", action="store_true",
                    help="occupancy and poses only (no lidar, camera or visibility masks): much faster")
     d = TrafficDensity()
-    p.add_argument("--vehicles", type=float, default=d.vehicles_per_km2,
+    p.add_argument("--vehicles", type=_ranged(float, 0.0, 5_000.0, " per km^2"), default=d.vehicles_per_km2,
                    help="moving vehicles per km^2 (cars, vans, buses, trucks on the streets; default: %(default)s)")
-    p.add_argument("--pedestrians", type=float, default=d.pedestrians_per_km2,
+    p.add_argument("--pedestrians", type=_ranged(float, 0.0, 50_000.0, " per km^2"), default=d.pedestrians_per_km2,
                    help="pedestrians per km^2 (default: %(default)s)")
-    p.add_argument("--drones", type=float, default=d.drones_per_km2,
+    p.add_argument("--drones", type=_ranged(float, 0.0, 5_000.0, " per km^2"), default=d.drones_per_km2,
                    help="other drones per km^2 flying at altitude (default: %(default)s)")
     p.add_argument("--static", action="store_true", help="a city without moving agents")
     p.add_argument("--start-time", default="20240101_120000",
@@ -68,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"--input {item} does not exist. Download PLATEAU data for your area (see docs/plateau_input.md) "
                         "and point --input at the .zip, its udx/ folder or .gml files; omit --input to use the "
                         "built-in sample district")
-        report = generate_sessions(args.output, args.input, spec=spec, workers=max(1, args.workers),
+        report = generate_sessions(args.output, args.input, spec=spec, workers=args.workers,
                                    strict=args.strict, progress=not args.quiet)
-    except (GenerationError, ValueError, OSError) as exc:  # CityModelError and bad densities are ValueErrors
+    except (GenerationError, UserError, ValueError, OSError) as exc:  # CityModelError and bad densities are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.summary())

@@ -286,11 +286,27 @@ def load_city_mesh(inputs: list[str] | None, strict: bool = False, progress: boo
 def generate_sessions(output: str | Path, inputs: list[str] | None = None, *, spec: GenerationSpec | None = None,
                       workers: int = 1, strict: bool = False, progress: bool = True,
                       mesh: CityMesh | None = None, world=None) -> GenerationReport:
-    """Generate the planned sessions into `output` (see module docstring). Returns what was written."""
-    global _CTX, _PROGRESS
+    """Generate the planned sessions into `output` (see module docstring). Returns what was written.
+
+    The whole run holds `output` exclusively (`occworld_tokyo.locks.claim_folder`): a second run into the same
+    folder stops at once with a message instead of replacing the first one's sessions in progress."""
+    from occworld_tokyo.locks import claim_folder
+
     spec = spec or GenerationSpec()
     output = Path(output)
     check_output_dir(output)
+    created = not output.exists()
+    try:
+        with claim_folder(output, "session generation"):
+            return _generate_claimed(output, inputs, spec, workers, strict, progress, mesh, world)
+    finally:
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # a run that wrote nothing leaves no empty folder behind
+
+
+def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSpec, workers: int, strict: bool,
+                      progress: bool, mesh: CityMesh | None, world) -> GenerationReport:
+    global _CTX, _PROGRESS
     t0 = time.perf_counter()
     names = spec.names()
     agents = spec.agents()

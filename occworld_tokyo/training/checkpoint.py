@@ -13,7 +13,14 @@ Contents (only tensors and plain Python types, so the safe loader reads them):
     stage           'tokenizer' or 'world_model'
     config_json     the resolved config as JSON text
     meta            {'torch': version, 'world_size': n, 'time': iso time}
+    checksum        SHA-256 of the state_dict's content (`model.checkpoint.state_checksum`), added on save
+    best_epoch      the epoch whose weights best.pth holds (0: none yet); epoch ends also carry
+    metrics_json    that evaluation's metrics, so best.pth and metrics/ can be rebuilt after an interruption
+    run_complete    True only in the best.pth of a run that reached max_epochs (stage 2 refuses a tokenizer
+                    without it)
 
+Reading goes through `occworld_tokyo.model.checkpoint.read_checkpoint` (the one reader: weights-only, finite
+tensors, checksum) and its `CheckpointError`.
 Newest checkpoint = largest (epoch, global_iter) read FROM THE FILES, never from file names.
 """
 
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,17 +36,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from occworld_tokyo.model.checkpoint import CheckpointError, read_checkpoint, state_checksum
+
 CHECKPOINT_KEYS = ("state_dict", "optimizer", "scheduler", "epoch", "global_iter")
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be found or read; the message names the file and what to do."""
-
-
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write atomically: a temporary file in the same folder, flushed to disk, then renamed over `path`."""
+    """Write atomically: a temporary file in the same folder, flushed to disk, then renamed over `path`.
+    A payload with a state_dict gets its content `checksum`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(payload.get("state_dict"), dict):
+        payload = {**payload, "checksum": state_checksum(payload["state_dict"])}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -52,24 +61,38 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict:
-    """Read with the safe (weights-only) loader; a clear CheckpointError otherwise."""
+def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Atomic byte copy (same guarantees as save_checkpoint): used to rebuild best.pth from epoch_N.pth."""
+    dst = Path(dst)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, open(src, "rb") as s:
+            shutil.copyfileobj(s, f, 1 << 20)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dst
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False,
+                    verify: bool = True) -> dict:
+    """A training checkpoint, read and verified by the one reader; a clear CheckpointError otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise CheckpointError(f"cannot read checkpoint {path} with the safe loader (torch.load weights_only=True): "
-                              f"{str(exc).splitlines()[0]}") from exc
+        raise CheckpointError(f"checkpoint {path} does not exist: check the path, or list the work dir's *.pth")
+    ckpt = read_checkpoint(path, map_location=map_location, mmap=mmap, verify=verify)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path} is not a training checkpoint (no 'state_dict' key)")
+        raise CheckpointError(f"{path} is not a training checkpoint (no 'state_dict' key): pass a file written "
+                              "by train.py (epoch_N.pth, latest.pth, best.pth)")
     return ckpt
 
 
 def checkpoint_position(path: str | Path) -> tuple[int, int]:
     """(epoch, global_iter) stored in a checkpoint file (memory-mapped: cheap for big files)."""
-    ckpt = load_checkpoint(path, mmap=True)
+    ckpt = load_checkpoint(path, mmap=True, verify=False)  # position only; the file used is verified on load
     return int(ckpt.get("epoch", 0)), int(ckpt.get("global_iter", 0))
 
 

@@ -8,12 +8,13 @@ Several `--gpu-ids` without torchrun: the command re-launches itself under torch
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from occworld_tokyo.config import ConfigError, load_config, merge_options, validate_config
+from occworld_tokyo.config import (ConfigError, load_config, merge_options, share_declared_once, validate_config,
+                                   with_defaults)
+from occworld_tokyo.errors import UserError
 
 DEFAULT_CONFIG = "config/finetune_tokyo.py"
 EXIT_ERROR, EXIT_NONFINITE = 2, 3
@@ -30,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume-from", default=None, metavar="FILE", help="resume from a specific checkpoint")
     p.add_argument("--from-scratch", action="store_true", help="train without pretrained weights (load_from)")
     p.add_argument("--gpu-ids", default=None, metavar="IDS", help="GPU ids, comma-separated (e.g. 0,1)")
-    p.add_argument("--seed", type=int, default=42, metavar="N", help="random seed (default: 42)")
+    p.add_argument("--seed", type=int, default=None, metavar="N",
+                   help="random seed (default: the config's seed, 42 unless the config sets another)")
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="override data.samples_per_gpu")
     p.add_argument("--lr", type=float, default=None, metavar="RATE", help="override optimizer.lr")
     p.add_argument("--epochs", type=int, default=None, metavar="N", help="override max_epochs")
@@ -47,12 +49,13 @@ def _positive(name: str, value: float | int | None) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Config file + flags + --cfg-options, validated."""
+    """Config file + flags + --cfg-options, validated, with every unset setting at its declared default."""
     cfg = load_config(args.config)
     _positive("--batch-size", args.batch_size)
     _positive("--lr", args.lr)
     _positive("--epochs", args.epochs)
-    cfg["seed"] = args.seed
+    if args.seed is not None:
+        cfg["seed"] = args.seed
     if args.batch_size is not None:
         cfg.setdefault("data", {})["samples_per_gpu"] = args.batch_size
     if args.lr is not None:
@@ -60,12 +63,13 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.epochs is not None:
         cfg["max_epochs"] = args.epochs
     cfg = merge_options(cfg, args.cfg_options)
+    cfg = share_declared_once(cfg, str(args.config), {o.split("=", 1)[0].strip() for o in args.cfg_options})
     validate_config(cfg, source=str(args.config))
     for key in ("data_root", "point_cloud_range", "voxel_size", "history_frames", "future_frames", "model",
                 "optimizer", "max_epochs"):
         if key not in cfg:
             raise ConfigError(f"{args.config}: required key {key!r} is missing")
-    return cfg
+    return with_defaults(cfg)
 
 
 def _relaunch_under_torchrun(n: int) -> int:
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         gpu_ids = parse_gpu_ids(args.gpu_ids)
         cfg = resolve_config(args)
-    except (ConfigError, ValueError) as exc:
+    except (UserError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     import torch
@@ -98,13 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     if gpu_ids and not torch.cuda.is_available():
         print("warning: --gpu-ids given but CUDA is not available: running on CPU", file=sys.stderr)
 
-    from occworld_tokyo.dataset import DataError
-    from occworld_tokyo.model import CheckpointError as ModelCheckpointError
-    from occworld_tokyo.model import TokenizerNotTrainedError
-    from occworld_tokyo.training.checkpoint import CheckpointError
-    from occworld_tokyo.training.trainer import NonFiniteLossError, RunOptions, TrainingError, run
+    from occworld_tokyo.training.trainer import NonFiniteLossError, RunOptions, run
 
-    work_dir = Path(args.work_dir or cfg.get("work_dir") or "checkpoints")
+    work_dir = Path(args.work_dir or cfg["work_dir"])
     opts = RunOptions(work_dir=work_dir, resume=args.resume, resume_from=args.resume_from,
                       from_scratch=args.from_scratch, gpu_ids=gpu_ids, eval_only=args.eval_only,
                       config_path=str(args.config))
@@ -113,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     except NonFiniteLossError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_NONFINITE
-    except (ConfigError, TrainingError, DataError, CheckpointError, ModelCheckpointError,
-            TokenizerNotTrainedError) as exc:
+    except UserError as exc:  # config, data, checkpoint, busy folder, untrained tokenizer: one line, exit 2
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     return 0

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from occworld_tokyo.dataset.poses import quat_yaw
+from occworld_tokyo.rotations import quat_yaw
 from occworld_tokyo.grid import EgoFrame, GridSpec
 from occworld_tokyo.training.precision import Precision
 
@@ -94,9 +94,9 @@ def _evaluate_world_model(model, loader, grid: GridSpec, rate_hz: float, device,
     H, F = model.history_frames, model.future_frames
     methods = ["world_model", "copy_last", "ego_warp"]
     occ_m = {m: OccupancyMetrics(num_classes, free_index, F, rate_hz) for m in methods}
-    vpq_kw = dict(iou_threshold=float(eval_cfg.get("vpq_iou_threshold", 0.5)), n_steps=F, grid=grid)
+    vpq_kw = dict(iou_threshold=float(eval_cfg["vpq_iou_threshold"]), n_steps=F, grid=grid)
     vpq_m = {m: VPQMetric(**vpq_kw) for m in methods}
-    box = eval_cfg.get("agent_box", DEFAULT_AGENT_BOX)
+    box = eval_cfg["agent_box"] or DEFAULT_AGENT_BOX  # None: the metrics default
     plan_m = {m: PlanningMetrics(F, rate_hz, grid, box) for m in ("world_model", "constant_velocity", "stationary")}
     notes: list[str] = []
     sums: dict[str, float] = {}

@@ -29,12 +29,12 @@ class Precision:
 
 
 def choose_precision(cfg: dict, device: torch.device) -> Precision:
-    fp16 = bool(cfg.get("fp16", {}).get("enabled", False))
+    fp16 = bool(cfg["fp16"]["enabled"])
     if device.type == "cuda":
         if fp16:
             return Precision("cuda", torch.float16, True, "fp16 autocast with dynamic GradScaler (CUDA)")
         return Precision("cuda", None, False, "fp32 (fp16.enabled=False)")
-    cpu = cfg.get("cpu_precision", "fp32")
+    cpu = cfg["cpu_precision"]
     why = " (fp16.enabled applies to CUDA only)" if fp16 else ""
     if cpu == "bf16":
         return Precision("cpu", torch.bfloat16, False, f"bf16 autocast on CPU{why}")

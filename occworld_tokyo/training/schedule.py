@@ -62,7 +62,8 @@ class WarmupCosine:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: dict, total_iters: int) -> WarmupCosine:
-    lr_cfg = cfg.get("lr_config", {})
-    warmup = int(lr_cfg.get("warmup_iters", 0)) if lr_cfg.get("warmup", "linear") else 0
-    return WarmupCosine(optimizer, float(cfg["optimizer"]["lr"]), float(lr_cfg.get("min_lr", 0.0)), warmup,
-                        total_iters, float(lr_cfg.get("warmup_ratio", 0.0)))
+    """From a resolved config (config.with_defaults: every lr_config key present)."""
+    lr_cfg = cfg["lr_config"]
+    warmup = int(lr_cfg["warmup_iters"]) if lr_cfg["warmup"] else 0
+    return WarmupCosine(optimizer, float(cfg["optimizer"]["lr"]), float(lr_cfg["min_lr"]), warmup,
+                        total_iters, float(lr_cfg["warmup_ratio"]))

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.interpolate import BSpline, make_interp_spline, make_lsq_spline
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d, minimum_filter1d
 
-from .kinematics import angular_velocity_from_euler, quat_from_euler
+from ..rotations import angular_velocity_from_euler, quat_from_euler
 from .trajectory import Trajectory
 
 GRAVITY = 9.81

@@ -1,6 +1,6 @@
 # Stage 2: the world model (transformer + pose modules) with the tokenizer frozen. The body below is the user
 # guide's "Configuration Reference" exactly; architecture and loop defaults come from the _base_ files.
-_base_ = ['./_base_/model_tokyo.py', './_base_/runtime_tokyo.py']
+_base_ = ['./_base_/model_tokyo.py']  # training settings not set here: their defaults, occworld_tokyo/settings.py
 
 # Dataset
 data_root = 'data/tokyo_gazebo/'

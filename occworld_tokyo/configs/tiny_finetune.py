@@ -7,11 +7,9 @@ future_frames = 6
 
 model = dict(
     type='TransVQVAE',
-    history_frames=4,
-    future_frames=6,
     freeze_vae=True,
     transformer=dict(num_layers=2, temporal_attn_layers=1, pose_attn_layers=1, embed_dim=16, num_heads=2,
-                     mlp_ratio=2, dropout=0.1, num_frames=10),
+                     mlp_ratio=2, dropout=0.1),
     pose_encoder=dict(in_channels=13, hidden_channels=32, out_channels=16, num_layers=2),
     pose_decoder=dict(hidden_channels=32, out_channels=13, num_layers=2, num_modes=1),
 )

@@ -2,7 +2,7 @@
 # per iteration to 1e-6 with 200 warmup iterations, grad clip 35, CE x10 + Lovasz + VQ embed loss.
 # Initialised from the released weights where shapes match (load_from); --from-scratch skips that.
 # Its best.pth (<work-dir>/tokenizer/best.pth by default) is what config/finetune_tokyo.py freezes.
-_base_ = ['./_base_/model_tokyo.py', './_base_/runtime_tokyo.py']
+_base_ = ['./_base_/model_tokyo.py']  # training settings not set here: their defaults, occworld_tokyo/settings.py
 
 data_root = 'data/tokyo_gazebo/'
 point_cloud_range = [-40.0, -40.0, -2.0, 40.0, 40.0, 150.0]

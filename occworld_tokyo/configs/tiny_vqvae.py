@@ -1,13 +1,12 @@
 # A small tokenizer config for CPU smoke runs, tests and the main job: the central 40 m x 40 m of the grid at
 # 0.8 m (50 x 50) and the first 32 levels (-2..38 m above ground), a 2-level U-Net, no pretrained weights.
-_base_ = ['./_base_/model_tokyo.py', './_base_/runtime_tokyo.py']
+_base_ = ['./_base_/model_tokyo.py']  # training settings not set here: their defaults, occworld_tokyo/settings.py
 
 data_root = 'data/tokyo_gazebo/'
 point_cloud_range = [-20.0, -20.0, -2.0, 20.0, 20.0, 38.0]
 voxel_size = [0.8, 0.8, 1.25]
 history_frames = 1
 future_frames = 0
-grid_size = (50, 50, 32)
 
 data = dict(samples_per_gpu=2, workers_per_gpu=1)
 model = dict(

@@ -1,10 +1,9 @@
 # The Tokyo architecture: the values of the user guide's "Architecture" section (docs/model.md explains each,
 # and where they differ from the released OccWorld). config/finetune_tokyo.py and config/vqvae_tokyo.py inherit
 # this file; `model = dict(type='VAERes2D')` in a child builds the tokenizer alone from `model['vae']`.
-# history_frames/future_frames appear twice (top level for the data pipeline, inside `model` for the model):
-# a child that changes one must change both.
+# history_frames/future_frames and num_classes/free_index are declared once, at the top level: loading a config
+# hands them to `model` (and `model.vae`); transformer.num_frames defaults to history + future.
 
-grid_size = (200, 200, 121)  # X, Y, Z voxels (0.4 m x 0.4 m x 1.25 m; -40..40 m, -40..40 m, -2..150 m)
 num_classes = 14             # occworld_tokyo.labels.NUM_CLASSES, free included
 free_index = 0               # occworld_tokyo.labels.FREE
 history_frames = 4
@@ -12,17 +11,13 @@ future_frames = 6
 
 model = dict(
     type='TransVQVAE',
-    history_frames=4,
-    future_frames=6,
     pose_mode='state',          # 13-d: x, y, z, quat xyzw, lin_vel, ang_vel relative to the current frame
     pose_loss_weight=0.1,
     freeze_vae=True,
     freeze_transformer=False,
     freeze_pose=False,
     vae=dict(
-        grid_size=(200, 200, 121),
-        num_classes=14,
-        free_index=0,
+        grid_size=(200, 200, 121),  # X, Y, Z voxels (0.4 m x 0.4 m x 1.25 m; -40..40 m, -40..40 m, -2..150 m)
         expansion=8,            # class embedding width; height folded into 121 * 8 = 968 input channels
         ch=64,                  # guide: Encoder2D / Decoder2D base_channel=64
         ch_mult=(1, 2, 4),      # 200x200 -> 50x50 tokens
@@ -47,7 +42,6 @@ model = dict(
         num_heads=8,
         mlp_ratio=4,
         dropout=0.1,
-        num_frames=10,          # temporal embeddings: history + future
     ),
     pose_encoder=dict(in_channels=13, hidden_channels=256, out_channels=64, num_layers=2),
     pose_decoder=dict(hidden_channels=256, out_channels=13, num_layers=2, num_modes=1),

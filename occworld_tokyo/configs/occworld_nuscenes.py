@@ -5,7 +5,6 @@
 # history/future: 6 + 6 frames (3 s of history and 3 s forecast at 2 Hz); the checkpoint fixes only the 16
 # temporal embeddings, not this split.
 
-grid_size = (200, 200, 16)
 num_classes = 18
 free_index = 17
 history_frames = 6
@@ -13,8 +12,6 @@ future_frames = 6
 
 model = dict(
     type='TransVQVAE',
-    history_frames=6,
-    future_frames=6,
     pose_mode='nuscenes',       # 5-d: dx, dy + 3-way command one-hot; decoder 3 modes x 2
     pose_loss_weight=0.1,
     freeze_vae=True,
@@ -22,8 +19,6 @@ model = dict(
     freeze_pose=False,
     vae=dict(
         grid_size=(200, 200, 16),
-        num_classes=18,
-        free_index=17,
         expansion=8,
         ch=64,
         ch_mult=(1, 2, 4),

@@ -1,0 +1,133 @@
+"""Check every session and frame a run will read BEFORE training starts, so a bad file stops the run at once
+with its name and the fix instead of a traceback mid-epoch (or silent training on garbage).
+
+Per session: meta.json readable with its fields, every frame 0..n_frames-1 present (occupancy npz + pose JSON).
+Per frame: the npz opens, holds the keys the run reads (`occupancy`; `instances` for world-model validation;
+the visibility masks when the config asks for them and the session has them), each array has the stored
+grid's shape (200, 200, 121) and its dtype (uint8 / int32 / bool), every label id is in the label table
+(0..NUM_CLASSES-1); the pose JSON has the schema of docs/data_format.md (position x, y, z in m; orientation
+a unit quaternion x, y, z, w; velocity.linear m/s and velocity.angular rad/s, each x, y, z), all finite.
+Only the occupancy array is decompressed (for the label range); the other arrays are checked from their headers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from occworld_tokyo import labels
+from occworld_tokyo.dataset.sessions import DataError, SessionInfo
+from occworld_tokyo.sessions import layout
+
+STORED_SHAPE = (200, 200, 121)
+ARRAY_DTYPES = {"occupancy": np.uint8, "instances": np.int32, "mask_lidar": np.bool_, "mask_camera": np.bool_}
+MAX_LISTED = 5
+
+
+def _array_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    with zf.open(f"{key}.npy") as f:
+        major, _ = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)  # header only: nothing decompressed
+    return tuple(shape), np.dtype(dtype)
+
+
+def check_occupancy_file(path: Path, keys: tuple[str, ...]) -> str | None:
+    """What is wrong with one frame's npz for training, or None."""
+    if not path.is_file():
+        return "missing"
+    try:
+        with zipfile.ZipFile(path) as zf:
+            present = {n[:-4] for n in zf.namelist() if n.endswith(".npy")}
+            missing = [k for k in keys if k not in present]
+            if missing:
+                return f"missing key(s) {missing}"
+            for key in keys:
+                shape, dtype = _array_header(zf, key)
+                if shape != STORED_SHAPE:
+                    return f"key '{key}' has shape {shape}, expected {STORED_SHAPE}"
+                if dtype != ARRAY_DTYPES[key]:
+                    return f"key '{key}' has dtype {dtype}, expected {np.dtype(ARRAY_DTYPES[key])}"
+        with np.load(path) as npz:
+            top = int(npz["occupancy"].max(initial=0))
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        return f"unreadable (truncated or not an npz: {exc})"
+    if top >= labels.NUM_CLASSES:
+        return f"label id {top} is outside the label table 0..{labels.NUM_CLASSES - 1}"
+    return None
+
+
+def _xyz(node, keys: str = "xyz") -> bool:
+    return isinstance(node, dict) and all(isinstance(node.get(k), (int, float)) and not isinstance(node.get(k), bool)
+                                          and math.isfinite(node[k]) for k in keys)
+
+
+def check_pose_file(path: Path) -> str | None:
+    """What is wrong with one frame's pose JSON for training, or None."""
+    if not path.is_file():
+        return "missing"
+    try:
+        pose = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return f"unreadable JSON ({exc})"
+    if not isinstance(pose, dict):
+        return "not a JSON object"
+    if not _xyz(pose.get("position")):
+        return "field 'position' needs finite numbers x, y, z"
+    if not _xyz(pose.get("orientation"), "xyzw"):
+        return "field 'orientation' needs finite numbers x, y, z, w"
+    norm = math.sqrt(sum(pose["orientation"][k] ** 2 for k in "xyzw"))
+    if abs(norm - 1.0) > 1e-3:
+        return f"field 'orientation' is not a unit quaternion (norm {norm:.4f})"
+    vel = pose.get("velocity")
+    for key in ("linear", "angular"):
+        if not isinstance(vel, dict) or not _xyz(vel.get(key)):
+            return f"field 'velocity.{key}' needs finite numbers x, y, z"
+    g = pose.get("ground_height", 0.0)
+    if not isinstance(g, (int, float)) or not math.isfinite(g):
+        return "field 'ground_height' must be a finite number"
+    return None
+
+
+def session_problems(session: SessionInfo, keys: tuple[str, ...]) -> list[str]:
+    problems = []
+    for i in range(session.n_frames):
+        op, pp = layout.occupancy_path(session.path, i), layout.pose_path(session.path, i)
+        for path, problem in ((op, check_occupancy_file(op, keys)), (pp, check_pose_file(pp))):
+            if problem:
+                problems.append(f"{path}: {problem}")
+        if len(problems) >= MAX_LISTED:
+            break
+    return problems
+
+
+def check_sessions(sessions: list[SessionInfo], with_instances: bool, visibility: str | None) -> str:
+    """Raise DataError naming the first bad files and the fix; else a log line saying what was checked."""
+    t0 = time.perf_counter()
+    problems: list[str] = []
+    bad_sessions: list[str] = []
+    for s in sessions:
+        keys = ("occupancy",) + (("instances",) if with_instances else ()) + \
+               ((f"mask_{visibility}",) if visibility and s.has_masks else ())
+        found = session_problems(s, keys)
+        if found:
+            bad_sessions.append(str(s.path))
+            problems += found
+        if len(problems) >= MAX_LISTED:
+            break
+    if problems:
+        root = sessions[0].path.parent
+        raise DataError(
+            f"the training data has bad frames (checked before training; first {min(len(problems), MAX_LISTED)}): "
+            f"{'; '.join(problems[:MAX_LISTED])}. Fix: delete the bad session folder(s) ({', '.join(bad_sessions)}) "
+            f"and regenerate them (python scripts/plateau_to_occworld.py --output {root} with the same settings "
+            f"writes only the missing sessions), or move them out of data_root; `occworld-tokyo validate {root}` "
+            "lists every problem")
+    n = sum(s.n_frames for s in sessions)
+    return (f"data check: {len(sessions)} session(s), {n} frames ok (keys, shape, dtype, label range, pose schema, "
+            f"all frames present) in {time.perf_counter() - t0:.1f} s")
