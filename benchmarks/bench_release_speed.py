@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tokenizer-frames", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="also time this model under torch.compile")
-    parser.add_argument("--channels-last", action="store_true", help="this model's tokenizer in channels_last")
     args = parser.parse_args(argv)
 
     import torch
@@ -102,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     from occworld_tokyo.model import build_model, model_config_from_release
+    from occworld_tokyo.model.losses import occupancy_ce
 
     release_cfg = _load_release(args.release)
     registry = sys.modules["mmengine.registry"].MODELS
@@ -118,8 +118,6 @@ def main(argv: list[str] | None = None) -> int:
             x = torch.full((1, args.tokenizer_frames, 200, 200, 16), 17, dtype=torch.long)
             occupied = torch.rand(x.shape, generator=g) < 0.1
             x[occupied] = torch.randint(0, 17, (int(occupied.sum()),), generator=g)
-            if args.channels_last:
-                ours = ours.to(memory_format=torch.channels_last)
 
             def run_theirs():
                 out = theirs(x)
@@ -130,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             def run_ours(model=ours):
                 z_q, embed_loss, _ = model._encode(x)
                 logits = model.decode_latents(z_q)
-                loss = F.cross_entropy(logits, x.flatten(0, 1)) + embed_loss
+                loss = occupancy_ce(logits, x.flatten(0, 1)) + embed_loss
                 loss.backward()
                 return logits.detach().permute(0, 2, 3, 4, 1).reshape(1, args.tokenizer_frames, 200, 200, 16, -1)
             what = f"VAERes2D fwd+bwd, {args.tokenizer_frames} frames of 200x200x16"

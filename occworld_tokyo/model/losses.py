@@ -16,8 +16,11 @@ from torch import Tensor
 
 
 def occupancy_ce(logits: Tensor, target: Tensor, class_weights: Tensor | None = None) -> Tensor:
-    """logits (N, C, X, Y, Z), target (N, X, Y, Z) int64 -> mean cross-entropy (fp32 scalar)."""
-    return F.cross_entropy(logits.float(), target, weight=class_weights)
+    """logits (N, C, X, Y, Z), target (N, X, Y, Z) int64 -> mean cross-entropy (fp32 scalar). Computed over
+    (voxels, C) rows: the tokenizer's logits are a permuted view whose memory has the class axis last, so this
+    needs no copy and the log-softmax runs over contiguous rows."""
+    rows = logits.float().movedim(1, -1).reshape(-1, logits.shape[1])
+    return F.cross_entropy(rows, target.reshape(-1), weight=class_weights)
 
 
 def _lovasz_grad(fg_sorted: Tensor) -> Tensor:
@@ -43,7 +46,7 @@ def lovasz_softmax(logits: Tensor, target: Tensor, classes: str = "present", chu
     threads), with at most `chunk_elems` elements per chunk; the graph keeps only one weight per probability
     (d loss / d p = -g for foreground, +g for background), i.e. a tensor the size of the softmax output.
     """
-    probs = logits.float().softmax(dim=1)
+    probs = logits.float().movedim(1, -1).softmax(dim=-1).movedim(-1, 1)  # class-last memory for the softmax
     n, num_classes = probs.shape[:2]
     flat_target = target.reshape(-1)
     if classes == "present":
