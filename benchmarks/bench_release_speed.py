@@ -9,7 +9,8 @@ Two steps at the release's configuration (config/train_occworld.py of the releas
 * transformer: PlanUAutoRegTransformer forward on 15 frames of 128 x 50 x 50 tokens (+ pose tokens), a mean
   square of both outputs as the loss, backward.
 Both models get the release model's weights (this model loads them by name), the outputs are checked equal
-first, then the two are timed alternately (median of --repeats) with the same thread count. `--compile` also
+first, then the two are timed alternately (median of --repeats) with the same thread count, in wall and in CPU
+seconds (the process's, all threads: steadier than wall time on a shared machine). `--compile` also
 times this model under torch.compile. Prints one JSON line per step with the times and the ratio ours/release.
 
 The release imports mmengine only for its registry and BaseModule; a small stand-in (below) provides those, so no
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import runpy
 import statistics
 import sys
@@ -78,11 +80,13 @@ def _load_release(root: Path) -> dict:
     return runpy.run_path(str(root / "config" / "train_occworld.py"))["model"]
 
 
-def _timed(fn, sync) -> float:
-    t0 = time.perf_counter()
+def _timed(fn, sync) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process, all threads): on a shared machine the CPU time is the steadier
+    measure of the work done (OMP_WAIT_POLICY=PASSIVE keeps idle threads from spinning it up)."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
     sync()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time this model under torch.compile")
     args = parser.parse_args(argv)
 
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads: idle threads sleep, as train.py does
     import torch
     import torch.nn.functional as F
 
@@ -162,18 +167,24 @@ def main(argv: list[str] | None = None) -> int:
             candidates["ours_compiled"] = (lambda c=compiled: run_ours(c))
             candidates["ours_compiled"]()  # compile outside the timing
         times: dict[str, list[float]] = {k: [] for k in candidates}
+        cpu: dict[str, list[float]] = {k: [] for k in candidates}
         for _ in range(args.repeats):
             for name, fn in candidates.items():
                 for p in list(theirs.parameters()) + list(ours.parameters()):
                     p.grad = None
-                times[name].append(_timed(fn, sync))
+                wall, used = _timed(fn, sync)
+                times[name].append(wall)
+                cpu[name].append(used)
         row = {"part": part, "what": what, "threads": torch.get_num_threads(), "max_abs_diff": max_diff,
                **{f"{k}_s": statistics.median(v) for k, v in times.items()},
+               **{f"{k}_cpu_s": statistics.median(v) for k, v in cpu.items()},
                **{f"{k}_all_s": [round(t, 2) for t in v] for k, v in times.items()},
-               "loadavg_1min": __import__("os").getloadavg()[0]}
-        row["ratio_ours_to_release"] = row["ours_s"] / row["release_s"]
-        if args.compile:
-            row["ratio_compiled_to_release"] = row["ours_compiled_s"] / row["release_s"]
+               **{f"{k}_all_cpu_s": [round(t, 2) for t in v] for k, v in cpu.items()},
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"), "loadavg_1min": os.getloadavg()[0]}
+        for k in candidates:
+            if k != "release":
+                row[f"ratio_{k}_to_release"] = row[f"{k}_s"] / row["release_s"]
+                row[f"cpu_ratio_{k}_to_release"] = row[f"{k}_cpu_s"] / row["release_cpu_s"]
         results.append(row)
         print(json.dumps(row), flush=True)
     return 0
