@@ -16,17 +16,8 @@ from occworld_tokyo.sessions.validate import validate
 
 
 @pytest.fixture(scope="module")
-def both_grids(tmp_path_factory):
-    from occworld_tokyo.citymodel.sample_city import load_sample_city
-    from occworld_tokyo.world import build_voxel_world
-
-    mesh = load_sample_city()
-    world = build_voxel_world(mesh, progress=False)
-    root = tmp_path_factory.mktemp("grids")
-    for name in ("default", "occ3d"):
-        spec = GenerationSpec(frames=4, sessions=2, sensors=False, seed=3, grid=name)
-        generate_sessions(root / name, spec=spec, progress=False, mesh=mesh, world=world)
-    return root
+def both_grids(occ3d_data):
+    return occ3d_data
 
 
 def _frame(session, i):
@@ -72,7 +63,7 @@ def test_same_columns_occupied_as_the_125m_grid(both_grids):
     checked = 0
     for fine_dir, occ3d_dir in pairs:
         assert fine_dir.name == occ3d_dir.name
-        for i in range(4):
+        for i in range(8):
             coarse, gz_c = _frame(fine_dir, i)
             slab, gz_s = _frame(occ3d_dir, i)
             lo_s, hi_s = gz_s + OCC3D_GRID.z_range[0], gz_s + OCC3D_GRID.z_range[1]  # slab in world z
@@ -85,11 +76,11 @@ def test_same_columns_occupied_as_the_125m_grid(both_grids):
             assert not (slab_cols & ~(coarse[:, :, overlap] > 0).any(axis=2)).any()
             assert not ((coarse[:, :, inside] > 0).any(axis=2) & ~slab_cols).any()
             checked += 1
-    assert checked == 8
+    assert checked == 16
 
 
 def test_reuse_refuses_to_mix_grids(both_grids):
-    spec = GenerationSpec(frames=4, sessions=2, sensors=False, seed=3, grid="default")
+    spec = GenerationSpec(frames=8, sessions=2, sensors=True, seed=3, grid="default")
     with pytest.raises(GenerationError, match="grid.voxel_size"):
         generate_sessions(both_grids / "occ3d", spec=spec, progress=False)
 

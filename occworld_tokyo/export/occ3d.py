@@ -32,7 +32,7 @@ from occworld_tokyo.export import frames as F
 from occworld_tokyo.export.classes import KIND_TO_NUSCENES_NAME, OCC3D_CLASSES, to_occ3d
 from occworld_tokyo.export.plan import ExportReport, plan_export
 from occworld_tokyo.export.source import SourceSession
-from occworld_tokyo.export.writing import finish, save_npz, save_pickle, staging_dir
+from occworld_tokyo.export.writing import check_new, finish, save_npz, save_pickle, staging_dir
 
 INFO_FILE = "occworld_tokyo_infos.pkl"
 DETECTION_CLASSES = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle", "bicycle",
@@ -128,8 +128,21 @@ def frame_info(s: SourceSession, i: int, objects: list[list[dict]], image_rel: s
 def export_occ3d(sessions_dir: Path, out: Path, progress: bool = True) -> ExportReport:
     out = Path(out)
     report = ExportReport(out=out, fmt="occ3d")
+    check_new(out)
     sessions = plan_export(sessions_dir, report)
+    if not sessions:  # nothing to carry: nothing is written
+        return report
     tmp = staging_dir(out)
+    try:
+        _write(sessions, tmp, report, progress)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finish(tmp, out)
+    return report
+
+
+def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progress: bool) -> None:
     infos: dict[str, list[dict]] = {}
     problems: list[str] = []
     bar = tqdm(total=sum(s.n for s in sessions), unit="frame", desc="export occ3d", disable=not progress)
@@ -160,6 +173,4 @@ def export_occ3d(sessions_dir: Path, out: Path, progress: bool = True) -> Export
         "version": "occworld-tokyo occ3d export 1", "classes": list(OCC3D_CLASSES), "free_index": 17,
         "grid": {"shape": [200, 200, 16], "voxel_size": 0.4, "x_range": [-40, 40], "y_range": [-40, 40],
                  "z_range": [-1.0, 5.4]}, "rate_hz": sorted({s.info.rate_hz for s in sessions})}})
-    finish(tmp, out)
     report.notes += problems[:20]
-    return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,18 @@ class SourceSession:
         return self.info.n_frames
 
     def occupancy(self, i: int) -> dict[str, np.ndarray]:
-        return read_occupancy(self.path, i, ("occupancy", "instances", "mask_lidar", "mask_camera"))
+        """Frame i's arrays (occupancy, instances and, with sensors, the masks); a DataError naming a bad file."""
+        path = layout.occupancy_path(self.path, i)
+        try:
+            arrays = read_occupancy(self.path, i, ("occupancy", "instances", "mask_lidar", "mask_camera"))
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise DataError(f"{path}: unreadable ({exc}); regenerate this session") from exc
+        shape = self.info.grid.shape
+        for key in ("occupancy", "instances"):
+            if key not in arrays or arrays[key].shape != shape:
+                raise DataError(f"{path}: '{key}' missing or not of the session's grid shape {shape}; "
+                                "regenerate this session")
+        return arrays
 
     def objects(self, i: int) -> list[dict]:
         """The moving agents' boxes of frame i (ego frame); [] for sessions written without annotations."""

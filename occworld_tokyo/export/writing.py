@@ -16,10 +16,14 @@ class ExportError(RuntimeError):
     """The export cannot start or go on; the message names the file or field and the fix."""
 
 
+def check_new(out: Path) -> None:
+    if Path(out).exists():
+        raise ExportError(f"{out} already exists; nothing was written: give a new OUT_DIR (exports never overwrite)")
+
+
 def staging_dir(out: Path) -> Path:
     out = Path(out)
-    if out.exists():
-        raise ExportError(f"{out} already exists; nothing was written: give a new OUT_DIR (exports never overwrite)")
+    check_new(out)
     tmp = out.with_name(out.name + ".tmp-export")
     if tmp.exists():
         shutil.rmtree(tmp)  # the leftover of a crashed export of ours
