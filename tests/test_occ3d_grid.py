@@ -104,3 +104,20 @@ def test_train_and_evaluate_on_occ3d_sessions(both_grids, tmp_path):
         assert "stored (200, 200, 16) -> selected (32, 32, 16)" in proc.stderr
     m = json.loads((tmp_path / "metrics" / "epoch_1.json").read_text())
     assert m["forecast"]["world_model"]["iou"][0] is not None and m["forecast"]["copy_last"]["iou"][0] is not None
+    # the trained model's forecast on a slab session, and the viewer showing it beside the ground truth
+    rover = [p for p in layout.find_sessions(both_grids / "occ3d") if p.name.startswith("rover")][0]
+    from occworld_tokyo.cli import main as cli
+
+    assert cli(["forecast", "--checkpoint", str(tmp_path / "best.pth"), "--session", str(rover), "--start", "1",
+                "--out", str(tmp_path / "fc")]) == 0
+    pytest.importorskip("rerun", reason="the viewer's optional extra (scripts/setup.sh installs it)")
+    from rerun.chunk import RrdReader
+
+    assert cli(["view", str(tmp_path / "fc"), "--save", str(tmp_path / "fc.rrd")]) == 0
+    frames: dict[str, set] = {}
+    for chunk in RrdReader(tmp_path / "fc.rrd").stream():
+        batch = chunk.to_record_batch()
+        if "frame" in batch.schema.names:
+            frames.setdefault(chunk.entity_path, set()).update(batch.column("frame").to_pylist())
+    assert frames["/forecast/ego/occupancy"] == {3, 4}  # history 2 (frames 1, 2), future 2
+    assert frames["/ground_truth/ego/occupancy"] >= {1, 2, 3, 4}

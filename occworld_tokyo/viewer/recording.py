@@ -11,7 +11,8 @@ Entities (world frame: the session's x east, y north, z up, metres; timeline `fr
     <root>/ego/camera            Transform3D (camera -> ego) + Pinhole (K) ; <root>/ego/camera/image: EncodedImage
 A session is logged under `session`; a forecast folder under `ground_truth` (the session's frames) and
 `forecast` (the predicted occupancy), the latter shifted sideways by the grid's width plus 10 m so both are seen
-side by side on the same timeline.
+side by side on the same timeline (ground truth: as many frames before the forecast as it predicts, then
+the predicted frames the session holds; --frames overrides).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _set_time(rec, i: int, rate_hz: float) -> None:
 def _ego_transform(frame: EgoFrame, shift_y: float = 0.0):
     rr = _rr()
     c, s = np.cos(frame.yaw), np.sin(frame.yaw)
-    return rr.Transform3D(translation=[frame.x - s * 0.0, frame.y + shift_y, frame.ground_z],
+    return rr.Transform3D(translation=[frame.x, frame.y + shift_y, frame.ground_z],
                           mat3x3=[[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
@@ -141,7 +142,9 @@ def record(path: str | Path, rec, frames: str | None = None) -> dict:
     meta = json.loads((path / "meta.json").read_text())
     s = open_session(Path(meta["session"]))
     pred = [int(f) for f in meta["frames"]]
-    history = range(max(0, pred[0] - 4), pred[-1] + 1) if frames is None else parse_frames(frames, s.n)
+    # ground truth: as many frames before the forecast as it predicts, and the predicted ones the session has
+    history = (range(max(0, pred[0] - len(pred)), min(s.n, pred[-1] + 1)) if frames is None
+               else parse_frames(frames, s.n))
     log_session_frames(rec, s, history, "ground_truth")
     grid = GridSpec.from_dict(meta["grid"])
     shift = (grid.y_range[1] - grid.y_range[0]) + 10.0
