@@ -95,7 +95,6 @@ def export_uniocc(sessions_dir: Path, out: Path, progress: bool = True) -> Expor
 def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progress: bool) -> None:
     scene_infos = []
     bar = tqdm(total=sum(s.n for s in sessions), unit="frame", desc="export uniocc", disable=not progress)
-    cam_names = []
     for s in sessions:
         objects = [s.objects(i) for i in range(s.n)]
         paths = []
@@ -130,7 +129,6 @@ def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progr
                      cameras=np.array(cameras, dtype=object), annotations=np.array(anns, dtype=object))
             paths.append(rel)
             bar.update(1)
-        cam_names = ["CAM_FRONT"] if cam else cam_names
         scene_infos.append({"scene_name": s.name, "occ_in_scene_paths": paths, "start_frame": 0,
                             "end_frame": s.n - 1, "rate_hz": s.info.rate_hz, "agent_type": s.info.agent_type})
         report.scenes += 1
