@@ -57,6 +57,10 @@ def test_session_recording_holds_entities_and_timeline(occ3d_data, tmp_path, cap
     classes = _column(rec["/session/ego/occupancy"], 3, "class_ids")
     assert len(classes) == int((occ > 0).sum())
     assert np.array_equal(np.bincount(classes, minlength=14), np.bincount(occ[occ > 0], minlength=14))
+    ids = _column(rec["/session/ego/occupancy"], 3, "instance_id")
+    with np.load(layout.occupancy_path(session, 3)) as npz:
+        inst = npz["instances"]
+    assert sorted(ids) == sorted(inst[occ > 0].tolist())
     objects = json.loads(layout.annotation_path(session, 3).read_text())["objects"]
     labels = _column(rec["/session/ego/agents"], 3, "labels")
     assert sorted(labels) == sorted(f"{o['kind']} {o['id']}" for o in objects)

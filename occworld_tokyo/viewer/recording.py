@@ -5,7 +5,8 @@ Entities (world frame: the session's x east, y north, z up, metres; timeline `fr
     <root>/trajectory            LineStrips3D: the ego's path (world, static)
     <root>/ego                   Transform3D per frame: the ego grid frame -> world (yaw only, z = ground_height)
     <root>/ego/occupancy         Points3D: centres of the occupied voxels (ego frame), class_ids = storage labels
-                                 (names and colours from the AnnotationContext), radius = half a voxel
+                                 (names and colours from the AnnotationContext), radius = half a voxel, and the
+                                 per-point value `instance_id` (PLATEAU object / agent id; 0 = none)
     <root>/ego/agents            Boxes3D: the moving agents (ego frame), labels '<kind> <id>', class_ids = labels
     <root>/ego/lidar             Points3D: the lidar returns (ego frame)
     <root>/ego/camera            Transform3D (camera -> ego) + Pinhole (K) ; <root>/ego/camera/image: EncodedImage
@@ -55,13 +56,17 @@ def _ego_transform(frame: EgoFrame, shift_y: float = 0.0):
                           mat3x3=[[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def occupancy_points(occ: np.ndarray, grid: GridSpec):
-    """Points3D of the occupied voxels of one (X, Y, Z) label grid, in the grid's ego frame."""
+def occupancy_points(occ: np.ndarray, grid: GridSpec, instances: np.ndarray | None = None) -> list:
+    """Points3D of the occupied voxels of one (X, Y, Z) label grid, in the grid's ego frame, plus (when given)
+    each voxel's instance id as the per-point value `instance_id` (shown when a voxel is selected)."""
     rr = _rr()
     idx = np.argwhere(occ > 0)
     centres = grid.lower + (idx + 0.5) * np.asarray(grid.voxel_size)
-    return rr.Points3D(centres.astype(np.float32), class_ids=occ[tuple(idx.T)].astype(np.uint16),
-                       radii=float(min(grid.voxel_size)) / 2)
+    out = [rr.Points3D(centres.astype(np.float32), class_ids=occ[tuple(idx.T)].astype(np.uint16),
+                       radii=float(min(grid.voxel_size)) / 2)]
+    if instances is not None:
+        out.append(rr.AnyValues(instance_id=instances[tuple(idx.T)].astype(np.int32)))
+    return out
 
 
 def agent_boxes(objects: list[dict]):
@@ -88,7 +93,7 @@ def log_session_frames(rec, s: SourceSession, frames: range, root: str) -> None:
         fr = s.frames[i]
         rec.log(f"{root}/ego", _ego_transform(fr))
         arr = s.occupancy(i)
-        rec.log(f"{root}/ego/occupancy", occupancy_points(arr["occupancy"], s.info.grid))
+        rec.log(f"{root}/ego/occupancy", *occupancy_points(arr["occupancy"], s.info.grid, arr["instances"]))
         rec.log(f"{root}/ego/agents", agent_boxes(s.objects(i)))
         pts = s.lidar(i)
         if pts is not None:
@@ -157,7 +162,7 @@ def record(path: str | Path, rec, frames: str | None = None) -> dict:
         pose = json.loads(layout.pose_path(path, i).read_text())
         fr = s.frames[i]
         rec.log("forecast/ego", _ego_transform(fr, shift_y=shift))
-        rec.log("forecast/ego/occupancy", occupancy_points(occ, grid))
+        rec.log("forecast/ego/occupancy", *occupancy_points(occ, grid))
         p = pose["position"]
         rec.log("forecast/predicted_position", rr.Points3D([[p["x"], p["y"] + shift, p["z"]]], radii=0.5))
     return {"kind": "forecast", "frames": list(history), "predicted": pred}
