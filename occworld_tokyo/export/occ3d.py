@@ -164,8 +164,6 @@ def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progr
                 shutil.copyfile(s.image_path(i), tmp / image_rel)
             infos[s.name].append(frame_info(s, i, objects, image_rel))
             bar.update(1)
-        if "mask_lidar" not in s.occupancy(0):
-            report.notes.append(f"{s.name}: generated without sensors: masks written as all-visible, no camera")
         report.scenes += 1
         report.frames += s.n
     bar.close()

@@ -70,5 +70,7 @@ def plan_export(sessions_dir: Path, report: ExportReport) -> list[SourceSession]
         if short:
             report.notes.append(f"{s.name}: {s.n} frames, shorter than the window of the released "
                                 f"{' and '.join(short)}")
+        if not s.info.has_masks:
+            report.notes.append(f"{s.name}: generated without sensors: masks written as all-visible, no camera")
         carried.append(s)
     return carried
