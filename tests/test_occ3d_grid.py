@@ -95,7 +95,7 @@ def test_train_and_evaluate_on_occ3d_sessions(both_grids, tmp_path):
 
     root = Path(__file__).resolve().parents[1]
     opts = ["data_root=" + str(both_grids / "occ3d"), "point_cloud_range=[-6.4,-6.4,-1.0,6.4,6.4,5.4]",
-            "voxel_size=[0.4,0.4,0.4]", "max_epochs=1"]
+            "voxel_size=[0.4,0.4,0.4]", "max_epochs=1", "data.window_stride=2", "evaluation.max_samples=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": str(root)}
     for config, work in (("config/tiny_test_vqvae.py", tmp_path / "tokenizer"), ("config/tiny_test_finetune.py", tmp_path)):
         proc = subprocess.run([sys.executable, "train.py", "--config", config, "--work-dir", str(work),
