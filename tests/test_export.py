@@ -18,7 +18,7 @@ from occworld_tokyo.export import frames as F
 from occworld_tokyo.export.classes import LABEL_TO_OCC3D, OCC3D_CLASSES, to_occ3d
 from occworld_tokyo.grid import EgoFrame
 from occworld_tokyo.sessions import layout
-from occworld_tokyo.trajectories.kinematics import quat_to_matrix
+from occworld_tokyo.rotations import quat_to_matrix
 
 ROVER = "rover_20240101_120004"  # the second session of the fixture (8 frames at 2 Hz -> 4 s later)
 

@@ -93,7 +93,7 @@ def test_quat_is_canonical():
 
 
 def test_quat_from_matrix_inverts_quat_to_matrix():
-    from occworld_tokyo.trajectories.kinematics import quat_from_matrix, quat_to_matrix
+    from occworld_tokyo.rotations import quat_from_matrix, quat_to_matrix
 
     rng = np.random.default_rng(0)
     q = rng.normal(size=(2000, 4))

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from occworld_tokyo.dataset.sessions import DataError
-from occworld_tokyo.export.writing import ExportError
+from occworld_tokyo.errors import UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     run = export_occ3d if args.format == "occ3d" else export_uniocc
     try:
         report = run(args.sessions_dir, args.out_dir, progress=not args.quiet)
-    except (ExportError, DataError, OSError) as exc:
+    except (UserError, OSError) as exc:  # ExportError, DataError: the file and the fix are named
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.summary())

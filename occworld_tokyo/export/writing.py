@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
+from occworld_tokyo.errors import UserError
 
-class ExportError(RuntimeError):
+
+class ExportError(UserError):
     """The export cannot start or go on; the message names the file or field and the fix."""
 
 

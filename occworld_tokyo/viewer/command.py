@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         rec.spawn()
     try:
         what = record(args.path, rec, args.frames)
-    except (ValueError, OSError, KeyError, RuntimeError) as exc:
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:  # UserError (DataError) is a RuntimeError
         rec.disconnect()
         if tmp is not None and tmp.exists():
             tmp.unlink()
