@@ -11,6 +11,8 @@ COMMANDS = {
     "model": ("occworld_tokyo.model.summary", "print the parameters a config builds"),
     "train": ("occworld_tokyo.training.cli", "train / resume / evaluate (same flags as train.py)"),
     "forecast": ("occworld_tokyo.reports.forecast", "roll a checkpoint out on a session and write pictures"),
+    "export": ("occworld_tokyo.export.command", "sessions -> Occ3D/OccWorld or UniOcc layout (--format occ3d|uniocc)"),
+    "view": ("occworld_tokyo.viewer.command", "a session or forecast in the rerun viewer (.rrd; pip install .[viz])"),
     "demo": ("occworld_tokyo.reports.demo", "the main job: sample city -> sessions -> training -> evaluation -> report"),
 }
 

@@ -6,6 +6,11 @@ Convention (also in docs/data_format.md):
 - x, y in [-40, 40) m around the agent, 0.4 m voxels -> 200 x 200;
 - z in [-2, 149.25) m relative to the *ground under the agent* (not the agent, not sea level),
   1.25 m voxels -> 121 levels; voxel k covers [-2 + 1.25 k, -2 + 1.25 (k + 1)).
+
+`OCC3D_GRID` (`generate --grid occ3d`) is the Occ3D-nuScenes slab that released OccWorld checkpoints read:
+200 x 200 x 16, 0.4 m voxels, z in [-1.0, 5.4) m; its ground level is 2 (the terrain voxel is [-0.2, 0.2) m,
+so z = 0 is the ground, as in nuScenes' ego frame). Its data is voxelized from the geometry at 0.4 m levels,
+never resampled from the 1.25 m ones.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ class GridSpec:
     y_range: tuple[float, float] = (-40.0, 40.0)
     z_range: tuple[float, float] = (-2.0, 149.25)
     voxel_size: tuple[float, float, float] = (0.4, 0.4, 1.25)
+    ground_level: int = 1  # grid level that holds the terrain voxel under the agent (VoxelWorld.snap_ground_z)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -55,13 +61,41 @@ class GridSpec:
             "z_range": list(self.z_range),
             "voxel_size": list(self.voxel_size),
             "shape": list(self.shape),
+            "ground_level": self.ground_level,
             "index_order": "XYZ",
             "axes": "X forward, Y left, Z up; yaw-only rotation; z relative to the ground under the agent",
         }
 
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "GridSpec":
+        """The grid a session's meta.json `grid` records (`to_dict`); sessions before `ground_level` existed: 1."""
+        return cls(x_range=tuple(d["x_range"]), y_range=tuple(d["y_range"]), z_range=tuple(d["z_range"]),
+                   voxel_size=tuple(d["voxel_size"]), ground_level=int(d.get("ground_level", 1)))
+
+
 DEFAULT_GRID = GridSpec()
 assert DEFAULT_GRID.shape == (200, 200, 121)
+OCC3D_GRID = GridSpec(z_range=(-1.0, 5.4), voxel_size=(0.4, 0.4, 0.4), ground_level=2)
+assert OCC3D_GRID.shape == (200, 200, 16)
+GRID_NAMES = ("default", "occ3d")
+
+
+def grid_named(name: str) -> GridSpec:
+    """`--grid default|occ3d` -> its GridSpec."""
+    if name == "default":
+        return DEFAULT_GRID
+    if name == "occ3d":
+        return OCC3D_GRID
+    raise ValueError(f"--grid must be one of {GRID_NAMES} (got {name!r})")
+
+
+def grid_name(grid: GridSpec) -> str | None:
+    """'default' / 'occ3d' for those grids, None for any other (e.g. a training selection)."""
+    for name in GRID_NAMES:
+        if grid_named(name) == grid:
+            return name
+    return None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = [
     "quat_from_euler", "euler_from_quat", "quat_yaw", "yaw_quat", "quat_multiply", "quat_conjugate",
-    "quat_canonical", "quat_to_matrix", "quat_rotate", "rpy_to_matrix", "rpy_deg_to_matrix", "rotate_yaw",
+    "quat_canonical", "quat_to_matrix", "quat_from_matrix", "quat_rotate", "rpy_to_matrix", "rpy_deg_to_matrix", "rotate_yaw",
     "unit_quat_to_matrix", "rigid", "invert_rigid", "angular_velocity_from_euler", "angular_velocity_from_quats", "wrap_angle",
     "unwrap_yaw",
 ]
@@ -117,6 +117,28 @@ def unit_quat_to_matrix(quat_xyzw: np.ndarray) -> np.ndarray:
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
     ])
+
+
+def quat_from_matrix(m: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices -> (..., 4) xyzw unit quaternions with w >= 0 (inverse of quat_to_matrix)."""
+    m = np.asarray(m, dtype=np.float64)
+    # the four candidate squared magnitudes; take the largest for numerical stability (Shepperd)
+    t = np.stack([1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2],
+                  1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2], 1 + m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]], -1)
+    k = np.argmax(t, axis=-1)
+    s = 0.5 / np.sqrt(np.maximum(np.take_along_axis(t, k[..., None], -1)[..., 0], 1e-300))
+    d = {  # xyzw for each choice of the largest component
+        0: (0.25 / s, (m[..., 0, 1] + m[..., 1, 0]) * s, (m[..., 0, 2] + m[..., 2, 0]) * s, (m[..., 2, 1] - m[..., 1, 2]) * s),
+        1: ((m[..., 0, 1] + m[..., 1, 0]) * s, 0.25 / s, (m[..., 1, 2] + m[..., 2, 1]) * s, (m[..., 0, 2] - m[..., 2, 0]) * s),
+        2: ((m[..., 0, 2] + m[..., 2, 0]) * s, (m[..., 1, 2] + m[..., 2, 1]) * s, 0.25 / s, (m[..., 1, 0] - m[..., 0, 1]) * s),
+        3: ((m[..., 2, 1] - m[..., 1, 2]) * s, (m[..., 0, 2] - m[..., 2, 0]) * s, (m[..., 1, 0] - m[..., 0, 1]) * s, 0.25 / s),
+    }
+    q = np.zeros(m.shape[:-2] + (4,))
+    for c, comps in d.items():
+        sel = k == c
+        q[sel] = np.stack(comps, -1)[sel]
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    return np.where(q[..., 3:] < 0, -q, q)
 
 
 def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:

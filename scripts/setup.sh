@@ -8,5 +8,6 @@ PY=${PYTHON:-python3}
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
     "$PY" -m pip install --quiet "torch==2.13.0"
 fi
-"$PY" -m pip install --quiet -e ".[dev]"
-"$PY" -c "import torch, numpy, embreex, numba, lxml, pyproj; print(f'setup ok: torch {torch.__version__}, numpy {numpy.__version__}')"
+# viz: the optional viewer (rerun-sdk); installed here so that its tests run in CI, not skipped
+"$PY" -m pip install --quiet -e ".[dev,viz]"
+"$PY" -c "import torch, numpy, embreex, numba, lxml, pyproj, rerun; print(f'setup ok: torch {torch.__version__}, numpy {numpy.__version__}')"

@@ -90,3 +90,15 @@ def test_central_difference_and_unwrap():
 def test_quat_is_canonical():
     q = quat_from_euler(np.array([np.pi, -np.pi + 1e-3, 3.0]), 0.0, 0.0)
     assert np.all(q[:, 3] >= 0)
+
+
+def test_quat_from_matrix_inverts_quat_to_matrix():
+    from occworld_tokyo.rotations import quat_from_matrix, quat_to_matrix
+
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(2000, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    q[q[:, 3] < 0] *= -1  # the canonical sign (w >= 0) it returns
+    q[:4] = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]  # each branch's largest component, exactly
+    assert np.allclose(quat_from_matrix(quat_to_matrix(q)), q, atol=1e-12)
+    assert np.allclose(quat_from_matrix(np.eye(3)), [0, 0, 0, 1])

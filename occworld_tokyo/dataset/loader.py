@@ -77,9 +77,15 @@ def build_datasets(cfg: dict, with_instances_val: bool = True) -> DataBundle:
     window = hist + fut
     split = split_sessions(sessions, float(data["val_fraction"]), int(data["split_seed"]), window,
                            data["time_split_gap"])
-    selection = select_grid(cfg["point_cloud_range"], cfg["voxel_size"])
+    grids = {s.grid for s in sessions}
+    if len(grids) > 1:
+        by_shape = sorted({f"{s.grid.shape}: {s.name}" for s in sessions})
+        raise DataError(f"data_root {cfg['data_root']} mixes sessions of different grids ({by_shape[:4]}); "
+                        "train on one grid: put default and --grid occ3d sessions in separate folders")
+    stored = grids.pop()
+    selection = select_grid(cfg["point_cloud_range"], cfg["voxel_size"], stored=stored)
     rates = {s.rate_hz for s in sessions}
-    notes = [split.note, f"grid: stored (200, 200, 121) -> selected {selection.shape} "
+    notes = [split.note, f"grid: stored {stored.shape} -> selected {selection.shape} "
                          f"(box {selection.lo}..{selection.hi}, pooling {selection.factor})"]
     if len(rates) > 1:
         notes.append(f"WARNING: sessions have different frame rates {sorted(rates)}; windows mix time steps")

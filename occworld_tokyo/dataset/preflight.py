@@ -4,7 +4,7 @@ with its name and the fix instead of a traceback mid-epoch (or silent training o
 Per session: meta.json readable with its fields, every frame 0..n_frames-1 present (occupancy npz + pose JSON).
 Per frame: the npz opens, holds the keys the run reads (`occupancy`; `instances` for world-model validation;
 the visibility masks when the config asks for them and the session has them), each array has the stored
-grid's shape (200, 200, 121) and its dtype (uint8 / int32 / bool), every label id is in the label table
+grid's shape (meta.json `grid`: (200, 200, 121), or (200, 200, 16) for `--grid occ3d`) and its dtype (uint8 / int32 / bool), every label id is in the label table
 (0..NUM_CLASSES-1); the pose JSON has the schema of docs/data_format.md (position x, y, z in m; orientation
 a unit quaternion x, y, z, w; velocity.linear m/s and velocity.angular rad/s, each x, y, z), all finite.
 Only the occupancy array is decompressed (for the label range); the other arrays are checked from their headers.
@@ -37,8 +37,8 @@ def _array_header(zf: zipfile.ZipFile, key: str) -> tuple[tuple[int, ...], np.dt
     return tuple(shape), np.dtype(dtype)
 
 
-def check_occupancy_file(path: Path, keys: tuple[str, ...]) -> str | None:
-    """What is wrong with one frame's npz for training, or None."""
+def check_occupancy_file(path: Path, keys: tuple[str, ...], shape: tuple[int, ...] = STORED_SHAPE) -> str | None:
+    """What is wrong with one frame's npz for training (arrays of the session's stored `shape`), or None."""
     if not path.is_file():
         return "missing"
     try:
@@ -48,9 +48,9 @@ def check_occupancy_file(path: Path, keys: tuple[str, ...]) -> str | None:
             if missing:
                 return f"missing key(s) {missing}"
             for key in keys:
-                shape, dtype = _array_header(zf, key)
-                if shape != STORED_SHAPE:
-                    return f"key '{key}' has shape {shape}, expected {STORED_SHAPE}"
+                found, dtype = _array_header(zf, key)
+                if found != tuple(shape):
+                    return f"key '{key}' has shape {found}, expected {tuple(shape)}"
                 if dtype != ARRAY_DTYPES[key]:
                     return f"key '{key}' has dtype {dtype}, expected {np.dtype(ARRAY_DTYPES[key])}"
         with np.load(path) as npz:
@@ -98,7 +98,7 @@ def session_problems(session: SessionInfo, keys: tuple[str, ...]) -> list[str]:
     problems = []
     for i in range(session.n_frames):
         op, pp = layout.occupancy_path(session.path, i), layout.pose_path(session.path, i)
-        for path, problem in ((op, check_occupancy_file(op, keys)), (pp, check_pose_file(pp))):
+        for path, problem in ((op, check_occupancy_file(op, keys, session.grid.shape)), (pp, check_pose_file(pp))):
             if problem:
                 problems.append(f"{path}: {problem}")
         if len(problems) >= MAX_LISTED:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from occworld_tokyo.errors import UserError
+from occworld_tokyo.grid import DEFAULT_GRID, GridSpec
 from occworld_tokyo.sessions import layout
 
 
@@ -29,6 +30,7 @@ class SessionInfo:
     n_frames: int
     rate_hz: float
     has_masks: bool  # False when generated without sensors: masks are then treated as all-visible
+    grid: GridSpec = DEFAULT_GRID  # the stored grid (meta.json `grid`): the default one or `--grid occ3d`
 
 
 def read_session(path: Path) -> SessionInfo:
@@ -40,12 +42,14 @@ def read_session(path: Path) -> SessionInfo:
         raise DataError(f"{path / 'meta.json'}: cannot read ({exc})") from exc
     try:
         n = int(meta.get("n_frames", 0))
-        shape = tuple(meta.get("grid", {}).get("shape", (200, 200, 121)))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise DataError(f"{path / 'meta.json'}: fields n_frames / grid.shape unreadable ({exc}); regenerate this "
+        grid = GridSpec.from_dict(meta["grid"]) if "grid" in meta else DEFAULT_GRID
+        shape = tuple(meta["grid"].get("shape", grid.shape)) if "grid" in meta else grid.shape
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise DataError(f"{path / 'meta.json'}: fields n_frames / grid unreadable ({exc}); regenerate this "
                         "session") from exc
-    if shape != (200, 200, 121):
-        raise DataError(f"{path}: grid shape {shape} in meta.json; training expects (200, 200, 121)")
+    if shape != grid.shape:
+        raise DataError(f"{path / 'meta.json'}: grid shape {shape} does not match its ranges and voxel size "
+                        f"{grid.shape}; regenerate this session")
     last = layout.occupancy_path(path, n - 1)
     if n < 1 or not last.is_file() or not layout.pose_path(path, n - 1).is_file():
         raise DataError(f"{path}: meta.json says {n} frames but {last.name} or its pose is missing; "
@@ -58,7 +62,7 @@ def read_session(path: Path) -> SessionInfo:
                         "it") from exc
     return SessionInfo(path=path, name=path.name, agent_type=str(meta.get("agent_type", path.name.split("_")[0])),
                        n_frames=n, rate_hz=float(meta.get("rate_hz", 2.0)),
-                       has_masks={"mask_lidar.npy", "mask_camera.npy"} <= names)
+                       has_masks={"mask_lidar.npy", "mask_camera.npy"} <= names, grid=grid)
 
 
 def find_sessions(data_root: str | Path, agent_types: list[str] | None = None) -> list[SessionInfo]:

@@ -65,7 +65,7 @@ def forecast(model: torch.nn.Module, cfg: dict, session_dir: str | Path, start: 
         raise ForecastError(f"--start {start}: the session has {info.n_frames} frames and the model needs {H} "
                             f"history frames, so --start must be in 0..{info.n_frames - H}")
     has_future = start + H + F <= info.n_frames
-    selection = select_grid(cfg["point_cloud_range"], cfg["voxel_size"])
+    selection = select_grid(cfg["point_cloud_range"], cfg["voxel_size"], stored=info.grid)
     part = SessionPart(info, start, start + (H + F if has_future else H))
     ds = OccWindowDataset([part], H, F if has_future else 0, selection)
     item = ds[0]

@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drones", type=_ranged(float, 0.0, 5_000.0, " per km^2"), default=d.drones_per_km2,
                    help="other drones per km^2 flying at altitude (default: %(default)s)")
     p.add_argument("--static", action="store_true", help="a city without moving agents")
+    p.add_argument("--grid", choices=("default", "occ3d"), default="default",
+                   help="default: 200x200x121 at 0.4x0.4x1.25 m, -2..149 m above ground (the guide's grid); occ3d: "
+                        "200x200x16 at 0.4 m, -1.0..5.4 m (Occ3D-nuScenes, what released OccWorld reads), voxelized "
+                        "from the geometry at 0.4 m (default: %(default)s)")
     p.add_argument("--start-time", default="20240101_120000",
                    help="synthetic recording clock used in session names (default: %(default)s)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable input file instead of skipping it")
@@ -73,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = GenerationSpec(frames=args.frames, sessions=args.sessions, agent=args.agent, seed=args.seed,
                               rate_hz=args.rate, sensors=not args.no_sensors, start_time=args.start_time,
-                              shard=args.shard,
+                              shard=args.shard, grid=args.grid,
                               density=TrafficDensity.none() if args.static else
                               TrafficDensity(args.vehicles, args.pedestrians, args.drones))
         if args.input:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from occworld_tokyo import __version__, labels
 from occworld_tokyo.agents import AgentStates, TrafficDensity, TrafficRecording
 from occworld_tokyo.citymodel.mesh import CityMesh
-from occworld_tokyo.grid import DEFAULT_GRID, GridSpec
+from occworld_tokyo.grid import DEFAULT_GRID, GridSpec, grid_named
 from occworld_tokyo.sessions import layout, writer
 from occworld_tokyo.sessions.layout import GenerationError
 from occworld_tokyo.sessions.reuse import DATA_REVISION, SAMPLE_DISTRICT, check_reusable, other_sessions
@@ -43,6 +43,7 @@ class GenerationSpec:
     shard: tuple[int, int] = (0, 1)
     jpeg_quality: int = 90
     density: TrafficDensity = TrafficDensity()  # moving agents per km^2; TrafficDensity.none() = static city
+    grid: str = "default"  # 'default' (200x200x121, 1.25 m levels) or 'occ3d' (200x200x16, 0.4 m; grid.py)
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -56,6 +57,10 @@ class GenerationSpec:
         i, n = self.shard
         if not (n >= 1 and 0 <= i < n):
             raise GenerationError(f"--shard must be i/n with 0 <= i < n (got {i}/{n})")
+        try:
+            grid_named(self.grid)
+        except ValueError as exc:
+            raise GenerationError(str(exc)) from exc
         try:
             datetime.strptime(self.start_time, "%Y%m%d_%H%M%S")
         except ValueError as exc:
@@ -103,6 +108,7 @@ class _Context:
     output: Path
     sensor_mesh: CityMesh | None = None  # mesh + estimated ground, built lazily with the caster
     caster: object | None = None  # built lazily per process (Embree scenes are not shared across fork)
+    crop_world: object | None = None  # the world voxelized at the grid's levels when they differ from `world`'s
 
 
 _CTX: _Context | None = None
@@ -171,8 +177,9 @@ def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generat
     from occworld_tokyo.agents import agent_mesh, annotations, paint_agents
 
     pos, quat = traj.position[i], traj.quat_xyzw[i]
-    frame = ctx.world.ego_frame(float(pos[0]), float(pos[1]), float(traj.yaw[i]))
-    occ, inst = ctx.world.crop(frame, ctx.grid)
+    world = ctx.crop_world if ctx.crop_world is not None else ctx.world
+    frame = world.ego_frame(float(pos[0]), float(pos[1]), float(traj.yaw[i]), ctx.grid)
+    occ, inst = world.crop(frame, ctx.grid)
     agents = agents if agents is not None else AgentStates.empty()
     if len(agents):
         paint_agents(occ, inst, frame, agents, ctx.grid)
@@ -327,14 +334,21 @@ def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSp
 
     if mesh is None:
         mesh = load_city_mesh(inputs, strict=strict, progress=progress)
-    if world is None:
-        from occworld_tokyo.world import build_voxel_world
+    from occworld_tokyo.world import build_voxel_world
 
+    if world is None:
         world = build_voxel_world(mesh, progress=progress)
+    grid = grid_named(spec.grid)
+    crop_world = None
+    if tuple(grid.voxel_size) != tuple(world.voxel_size):
+        # the grid's levels voxelized from the geometry itself (never resampled from the 1.25 m world); headroom
+        # above the highest ground: the slab's top plus a margin. Trajectories and traffic keep the full world.
+        crop_world = build_voxel_world(mesh, voxel_size=grid.voxel_size, headroom=grid.z_range[1] + 2.0,
+                                       progress=progress)
     output.mkdir(parents=True, exist_ok=True)
-    _CTX = _Context(mesh=mesh, world=world, spec=spec, grid=DEFAULT_GRID,
+    _CTX = _Context(mesh=mesh, world=world, spec=spec, grid=grid,
                     city_meta=_city_meta(mesh, input_names),
-                    output=output)
+                    output=output, crop_world=crop_world)
     ctx_mp = mp.get_context("fork")
     _PROGRESS = ctx_mp.Value("l", 0)
     total = len(todo) * spec.frames

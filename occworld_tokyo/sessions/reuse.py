@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from occworld_tokyo.config import get_dotted
+from occworld_tokyo.grid import grid_named
 from occworld_tokyo.sessions import layout
 from occworld_tokyo.sessions.layout import GenerationError
 
@@ -39,6 +40,8 @@ def requested_settings(spec: GenerationSpec, index: int, agent: str, inputs: lis
         "traffic.density_per_km2.pedestrians": d.pedestrians_per_km2,
         "traffic.density_per_km2.drones": d.drones_per_km2,
         "city.inputs": inputs,
+        "grid.voxel_size": list(grid_named(spec.grid).voxel_size),
+        "grid.z_range": list(grid_named(spec.grid).z_range),
     }
 
 
@@ -47,7 +50,8 @@ def recorded_settings(meta: dict) -> dict[str, object]:
     written before `DATA_REVISION` existed are revision 1)."""
     out = {k: get_dotted(meta, k) for k in ("agent_type", "n_frames", "rate_hz", "seed", "session_index",
                                "traffic.density_per_km2.vehicles", "traffic.density_per_km2.pedestrians",
-                               "traffic.density_per_km2.drones", "city.inputs")}
+                               "traffic.density_per_km2.drones", "city.inputs", "grid.voxel_size",
+                               "grid.z_range")}
     out["generator.revision"] = get_dotted(meta, "generator.revision", 1)
     out["sensors"] = get_dotted(meta, "sensors") is not None
     return out

@@ -121,12 +121,13 @@ class VoxelWorld:
     def snap_ground_z(self, terrain_z: float, grid: GridSpec = DEFAULT_GRID) -> float:
         """The ego ground_z for a terrain height (module docstring).
 
-        ground_z = z0 - grid.z_lo + m dz with m = level(terrain) - 1, so grid level k is world level m + k
-        and the terrain's world level is grid level 1 (terrain - ground_z in [-0.75, 0.5) m).
+        ground_z = z0 - grid.z_lo + m dz with m = level(terrain) - grid.ground_level, so grid level k is world
+        level m + k and the terrain's world level is grid level `grid.ground_level` (default grid: level 1,
+        terrain - ground_z in [-0.75, 0.5) m; occ3d grid: level 2, terrain - ground_z in [-0.2, 0.2) m).
         """
         dz = self.voxel_size[2]
         level = np.floor((terrain_z - self.z0) / dz + LEVEL_EPS)
-        return float(self.z0 - grid.z_range[0] + (level - EGO_GROUND_LEVEL) * dz)
+        return float(self.z0 - grid.z_range[0] + (level - grid.ground_level) * dz)
 
     def ego_frame(self, x: float, y: float, yaw: float, grid: GridSpec = DEFAULT_GRID) -> EgoFrame:
         """The yaw-only ego frame at (x, y) with ground_z = terrain under (x, y) snapped (module docstring)."""
