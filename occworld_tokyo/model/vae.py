@@ -376,8 +376,6 @@ class VAERes2D(nn.Module):
         self.dead_code_restart = _restart_spec(dead_code_restart)
         self.vqvae = VectorQuantizer(n_e, e_dim, z_channels, beta, track_usage=self.dead_code_restart is not None,
                                      legacy=legacy)
-        # conv weights in channels_last too, like the activations (see `embed`): no weight reorder per call
-        self.to(memory_format=torch.channels_last)
 
     # -- pieces --------------------------------------------------------------------------------------------
     def grid_signature(self) -> tuple[int, int, int, int]:
