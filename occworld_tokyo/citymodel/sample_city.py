@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .crs import local_to_lonlat
 from .mesh import CityMesh
+from .meshcode import mesh_code  # noqa: F401  (re-exported: the district's file names)
 
 CENTER_LAT = 35.690
 CENTER_LON = 139.700
@@ -57,24 +59,6 @@ NAMESPACES = {
 def ground_height(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray | float:
     """Ground height (m above Tokyo Bay MSL) of the district at local (x east, y north): a gentle plane."""
     return 37.5 + 0.004 * np.asarray(x) + 0.0025 * np.asarray(y)
-
-
-def mesh_code(lat: float, lon: float, level: int = 3) -> str:
-    """Japanese standard grid square code: level 1 (4 digits), 2 (6 digits) or 3 (8 digits, ~1 km)."""
-    lat, lon = lat + 1e-9, lon + 1e-9  # values on a square's edge belong to the square north/east of it
-    p, a = divmod(lat * 60.0, 40.0)
-    u = int(lon) - 100
-    f = lon - int(lon)
-    code = f"{int(p):02d}{u:02d}"
-    q, b = divmod(a, 5.0)
-    v, g = divmod(f * 60.0, 7.5)
-    if level >= 2:
-        code += f"{int(q)}{int(v)}"
-    if level >= 3:
-        r = int(b * 60.0 // 30.0)
-        w = int(g * 60.0 // 45.0)
-        code += f"{r}{w}"
-    return code
 
 
 def box_rings(x0: float, y0: float, x1: float, y1: float, z0: float, z1: float) -> list[np.ndarray]:
@@ -125,7 +109,8 @@ def gable_faces(x0: float, y0: float, x1: float, y1: float, z0: float, eave: flo
 class _Writer:
     """Local metres -> EPSG:6697 posList text, tracking the envelope of what was written."""
 
-    def __init__(self) -> None:
+    def __init__(self, lat0: float = CENTER_LAT, lon0: float = CENTER_LON) -> None:
+        self.lat0, self.lon0 = lat0, lon0
         self.lo = np.array([np.inf, np.inf, np.inf])
         self.hi = -self.lo
 
@@ -133,7 +118,7 @@ class _Writer:
         ring = np.asarray(ring, dtype=np.float64)
         if close:
             ring = np.vstack([ring, ring[:1]])
-        lon, lat = local_to_lonlat(ring[:, 0], ring[:, 1], CENTER_LAT, CENTER_LON)
+        lon, lat = local_to_lonlat(ring[:, 0], ring[:, 1], self.lat0, self.lon0)
         pts = np.column_stack([lat, lon, ring[:, 2]])
         self.lo = np.minimum(self.lo, pts.min(axis=0))
         self.hi = np.maximum(self.hi, pts.max(axis=0))
@@ -189,6 +174,13 @@ class _Plan:
     blocks: list[tuple[float, float, float, float]] = field(default_factory=list)
     park: tuple[float, float, float, float] | None = None
     bridge: tuple[float, float, float, float] | None = None  # deck footprint
+    # the sample city's tiles (write_sample_city): features are written only where keep(x, y) says so
+    keep: Callable[[float, float], bool] | None = None
+    landmark: bool = True  # the first building is the 200 m tower
+    with_bridge: bool = True
+
+    def keeps(self, x: float, y: float) -> bool:
+        return self.keep is None or bool(self.keep(x, y))
 
 
 def plan_district(size_m: float) -> _Plan:
@@ -230,7 +222,7 @@ def _building_members(plan: _Plan, rng: np.random.Generator, w: _Writer) -> list
     n = 0
     blocks = sorted(plan.blocks, key=lambda b: (abs(b[0]) + abs(b[1]), b[0], b[1]))
     for block in blocks:
-        if block == plan.park:
+        if block == plan.park or not plan.keeps((block[0] + block[2]) / 2, (block[1] + block[3]) / 2):
             continue
         x0, y0, x1, y1 = block
         nx = int(rng.integers(2, 4))
@@ -247,7 +239,7 @@ def _building_members(plan: _Plan, rng: np.random.Generator, w: _Writer) -> list
                 bid = f"bldg_{n:05d}"
                 r = float(rng.random())
                 z0 = float(np.min(ground_height(np.array([lot[0], lot[2]]), np.array([lot[1], lot[3]]))))
-                if not tallest_done:
+                if not tallest_done and plan.landmark:
                     tallest_done = True
                     members.append(_tower(bid, n, lot, z0, MAX_HEIGHT, w))
                 elif r < 0.06:
@@ -336,18 +328,24 @@ def _road_members(plan: _Plan, w: _Writer) -> list[str]:
         for c, width in streets:
             polys = []
             for a, b in zip(seg[:-1], seg[1:]):
+                if not (plan.keeps(c, (a + b) / 2) if axis == "x" else plan.keeps((a + b) / 2, c)):
+                    continue
                 if axis == "x":
                     xy = np.array([[c - width / 2, a], [c + width / 2, a], [c + width / 2, b], [c - width / 2, b]])
                 else:
                     xy = np.array([[a, c - width / 2], [b, c - width / 2], [b, c + width / 2], [a, c + width / 2]])
                 polys.append([np.column_stack([xy, ground_height(xy[:, 0], xy[:, 1])])])
             k += 1
+            if not polys:
+                continue
             members.append(f'<tran:Road gml:id="tran_{k:04d}">\n<tran:function>1</tran:function>\n'
                            f"<tran:lod1MultiSurface>{w.multi_surface(polys)}</tran:lod1MultiSurface>\n</tran:Road>")
     return members
 
 
 def _bridge_members(plan: _Plan, w: _Writer) -> list[str]:
+    if not plan.with_bridge:
+        return []
     x0, y0, x1, y1 = plan.bridge
     g = float(ground_height(0.0, (y0 + y1) / 2))
     faces = [[f] for f in box_rings(x0, y0, x1, y1, g + 6.0, g + 7.2)]
@@ -385,6 +383,8 @@ def _vegetation_members(plan: _Plan, rng: np.random.Generator, w: _Writer) -> li
             x, y = (t, off) if horizontal else (off, t)
             if plan.bridge and _overlaps((x - 3, y - 3, x + 3, y + 3), plan.bridge):
                 continue
+            if not plan.keeps(x, y):
+                continue
             k += 1
             members.append(_tree(f"veg_{k:05d}", x, y, rng, w))
         plan.streets_y = plan.streets_y  # keep order explicit
@@ -417,7 +417,8 @@ def _water_members(plan: _Plan, w: _Writer) -> list[str]:
             f"<wtr:lod1MultiSurface>{w.multi_surface([[ring]])}</wtr:lod1MultiSurface>\n</wtr:WaterBody>"]
 
 
-def _dem_members(plan: _Plan, w: _Writer) -> list[str]:
+def _dem_members(plan: _Plan, w: _Writer, keep: Callable[[float, float], bool] | None = None) -> list[str]:
+    """The terrain TIN over the district + 50 m; keep(x, y) of a triangle's centroid selects triangles."""
     half = plan.half + 50.0
     n = int(np.ceil(2 * half / 25.0))
     g = np.linspace(-half, half, n + 1)
@@ -430,9 +431,13 @@ def _dem_members(plan: _Plan, w: _Writer) -> list[str]:
             d = np.array([g[i], g[j + 1]])
             for tri in ((a, b, c), (a, c, d)):
                 xy = np.array(tri)
+                if keep is not None and not keep(*xy.mean(axis=0)):
+                    continue
                 pts = np.column_stack([xy, ground_height(xy[:, 0], xy[:, 1])])
                 patches.append(f"<gml:Triangle><gml:exterior><gml:LinearRing><gml:posList>{w.pos_list(pts)}"
                                "</gml:posList></gml:LinearRing></gml:exterior></gml:Triangle>")
+    if not patches:
+        return []
     tin = "\n".join(patches)
     return [f'<dem:ReliefFeature gml:id="dem_0001">\n<dem:lod>1</dem:lod>\n<dem:reliefComponent>'
             f'<dem:TINRelief gml:id="dem_tin_0001"><dem:lod>1</dem:lod><dem:tin><gml:TriangulatedSurface>'
@@ -486,3 +491,86 @@ def load_sample_city(*, seed: int = 0, size_m: float = 600.0, cache_dir: Path | 
     with tempfile.TemporaryDirectory(prefix="occworld_sample_") as tmp:
         write_sample_district(Path(tmp), seed=seed, size_m=size_m)
         return load_city(Path(tmp) / "udx", progress=False)
+
+
+# ----------------------------------------------------------------------------------------------- a whole city
+
+MAX_CITY_KM = 32
+
+
+def city_tiles(size_km: int) -> list[str]:
+    """The size_km x size_km level-3 mesh codes of the sample city, around the district's centre (sorted)."""
+    from .meshcode import neighbour
+
+    centre = mesh_code(CENTER_LAT, CENTER_LON, 3)
+    sw = neighbour(centre, -(size_km // 2), -(size_km // 2))
+    return sorted(neighbour(sw, r, c) for r in range(size_km) for c in range(size_km))
+
+
+def _write_doc(out_dir: Path, ftype: str, code: str, w: _Writer, members: list[str]) -> Path | None:
+    if not members:
+        return None
+    path = out_dir / "udx" / ftype / f"{code}_{ftype}_6697_op.gml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".gml.tmp")
+    tmp.write_text(w.document(members), encoding="utf-8", newline="\n")
+    tmp.replace(path)
+    return path
+
+
+def write_sample_city(out_dir: Path, *, size_km: int, seed: int = 0, progress: bool = True) -> list[Path]:
+    """The sample district's street grid over size_km x size_km level-3 mesh squares (about 1.14 x 0.93 km
+    each at this latitude), written as PLATEAU names them: udx/<type>/<mesh8>_<type>_6697_op.gml per square for
+    bldg, tran, brid, veg, wtr and udx/dem/<mesh6>_dem_6697_op.gml per level-2 square.
+
+    Every feature goes to the square holding its centre (a block's, a street segment's, a tree's, a terrain
+    triangle's centroid). Buildings of square k draw from PCG64 seeded (seed, k); each square has its own
+    towers, the square at the centre the 200 m landmark. Same seed and size, byte-identical files.
+    """
+    from tqdm import tqdm
+
+    from .meshcode import mesh_bounds, mesh_codes
+
+    if not (isinstance(size_km, int) and 1 <= size_km <= MAX_CITY_KM):
+        raise ValueError(f"--size-km must be a whole number of 1 km mesh squares, 1..{MAX_CITY_KM} (got {size_km})")
+    out_dir = Path(out_dir)
+    codes = city_tiles(size_km)
+    b = np.array([mesh_bounds(c) for c in codes])
+    lat0 = float(np.round((b[:, 0].min() + b[:, 2].max()) / 2, 7))
+    lon0 = float(np.round((b[:, 1].min() + b[:, 3].max()) / 2, 7))
+    lat_c = np.array([b[:, 0].min(), b[:, 0].min(), b[:, 2].max(), b[:, 2].max()])
+    lon_c = np.array([b[:, 1].min(), b[:, 3].max(), b[:, 1].min(), b[:, 3].max()])
+    from .crs import lonlat_to_local
+
+    cx, cy = lonlat_to_local(lon_c, lat_c, lat0, lon0)
+    size_m = float(2 * max(np.abs(cx).max(), np.abs(cy).max()))
+    plan = plan_district(size_m)
+    centre_code = mesh_code(CENTER_LAT, CENTER_LON, 3)
+
+    def code_at(x: float, y: float) -> int:
+        lon, lat = local_to_lonlat(np.array([x]), np.array([y]), lat0, lon0)
+        return int(mesh_codes(lat, lon)[0])
+
+    bridge_code = code_at((plan.bridge[0] + plan.bridge[2]) / 2, (plan.bridge[1] + plan.bridge[3]) / 2)
+    park_code = code_at((plan.park[0] + plan.park[2]) / 2, (plan.park[1] + plan.park[3]) / 2)
+    written: list[Path] = []
+    for k, code in enumerate(tqdm(codes, desc="sample city", unit="tile", disable=not progress, leave=False)):
+        icode = int(code)
+        sub = replace(plan, keep=lambda x, y, icode=icode: code_at(x, y) == icode, landmark=code == centre_code,
+                      with_bridge=bridge_code == icode, park=plan.park if park_code == icode else None)
+        rng = np.random.default_rng([seed, k])
+        for ftype, make in (("bldg", lambda w: _building_members(sub, rng, w)), ("tran", lambda w: _road_members(sub, w)),
+                            ("brid", lambda w: _bridge_members(sub, w)),
+                            ("veg", lambda w: _vegetation_members(sub, rng, w)), ("wtr", lambda w: _water_members(sub, w))):
+            w = _Writer(lat0, lon0)
+            path = _write_doc(out_dir, ftype, code, w, make(w))
+            if path is not None:
+                written.append(path)
+    for code6 in sorted({c[:6] for c in codes}):
+        w = _Writer(lat0, lon0)
+        inside = {int(c) for c in codes if c.startswith(code6)}
+        members = _dem_members(plan, w, keep=lambda x, y, inside=inside: code_at(x, y) in inside)
+        path = _write_doc(out_dir, "dem", code6, w, members)
+        if path is not None:
+            written.append(path)
+    return written

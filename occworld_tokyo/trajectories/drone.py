@@ -40,7 +40,7 @@ from .curves import (
     speed_profile,
     time_samples,
 )
-from .maps import AltitudeMap, altitude_map
+from .maps import AltitudeMap, altitude_map, plan_bounds
 from .trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ def check_drone_curve(curve: MotionCurve, world, spec: DroneSpec) -> list[str]:
     t = np.arange(0.0, curve.duration + dt, dt)
     p, v, a, _ = curve.derivatives(t)
     problems: list[str] = []
-    xmin, ymin, xmax, ymax = world.bounds_xy
+    xmin, ymin, xmax, ymax = plan_bounds(world)
     if np.any((p[:, 0] < xmin) | (p[:, 0] > xmax) | (p[:, 1] < ymin) | (p[:, 1] > ymax)):
         problems.append("leaves the tile")
         return problems

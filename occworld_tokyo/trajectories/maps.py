@@ -1,4 +1,4 @@
-"""Coarse planning maps derived once per voxel world (and cached on it by identity).
+"""Coarse planning maps derived once per voxel world (kept in the world's `derived` dict).
 
 - `AltitudeMap` (drones): per coarse cell (default 4 m) the lowest and highest allowed flight height,
   from the column-wise terrain (`world.ground`) and surface (`world.top`) reduced over the cell and
@@ -8,12 +8,11 @@
   estimated clearance to the nearest occupied column (Euclidean distance transform).
 
 The world is only read through the VoxelWorld interface (x0, y0, voxel_size, objects, object_label,
-ground, top, bounds_xy).
+ground, top, bounds_xy, plan_bounds).
 """
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,22 +21,20 @@ from scipy.ndimage import distance_transform_edt, maximum_filter, minimum_filter
 
 from ..labels import ROAD
 
-_CACHE: dict[tuple[int, Any], tuple[weakref.ref, Any]] = {}
-
-
 def cached(world: Any, key: Any, build: Callable[[], Any]) -> Any:
-    """build() once per (world object, key); entries die with the world."""
-    k = (id(world), key)
-    hit = _CACHE.get(k)
-    if hit is not None and hit[0]() is world:
-        return hit[1]
-    value = build()
-    try:
-        ref = weakref.ref(world, lambda _r, k=k: _CACHE.pop(k, None))
-    except TypeError:  # not weak-referenceable: do not cache
-        return value
-    _CACHE[k] = (ref, value)
-    return value
+    """build() once per (world, key), stored in `world.derived` so that it lives and dies with the world;
+    objects without a `derived` dict get a fresh build every call."""
+    store = getattr(world, "derived", None)
+    if not isinstance(store, dict):
+        return build()
+    if key not in store:
+        store[key] = build()
+    return store[key]
+
+
+def plan_bounds(world: Any) -> tuple[float, float, float, float]:
+    """Where trajectories may go: `world.plan_bounds` when the world has one, else its whole extent."""
+    return tuple(getattr(world, "plan_bounds", world.bounds_xy))
 
 
 def block_argmax_xy(a: np.ndarray, f: int, x0: float, y0: float, dx: float, dy: float) -> np.ndarray:
@@ -137,7 +134,7 @@ def altitude_map(world: Any, cell_m: float, min_agl: float, max_agl: float, clea
         lo = np.maximum(gmax_d + min_agl, tmax_d + clearance).astype(np.float64)
         hi = (gmin_d + max_agl).astype(np.float64)
         gmean = block_reduce(ground, f, np.mean).astype(np.float64)
-        inside = grid.inside_margin(tuple(world.bounds_xy), border_margin)
+        inside = grid.inside_margin(plan_bounds(world), border_margin)
         relief_xy = block_argmax_xy(top - ground, f, float(world.x0), float(world.y0),
                                     float(world.voxel_size[0]), float(world.voxel_size[1]))
         return AltitudeMap(grid, lo, hi, gmean, relief.astype(np.float64), relief_xy, inside)
@@ -191,7 +188,7 @@ def street_grid(world: Any, cell_m: float, free_height: float, border_margin: fl
             dist = np.full(free.shape, np.inf)
         else:
             dist = distance_transform_edt(free) * cell - cell
-        inside = grid.inside_margin(tuple(world.bounds_xy), border_margin)
+        inside = grid.inside_margin(plan_bounds(world), border_margin)
         return StreetGrid(grid, free, road, dist, inside)
 
     return cached(world, key, build)

@@ -39,7 +39,7 @@ from .curves import (
     speed_profile,
     time_samples,
 )
-from .maps import StreetGrid, street_grid
+from .maps import StreetGrid, plan_bounds, street_grid
 from .trajectory import Trajectory
 
 ROVER_PATTERNS: tuple[str, ...] = ("street",)
@@ -261,7 +261,7 @@ def check_rover_curve(curve: MotionCurve, world, spec: RoverSpec) -> list[str]:
     t = np.arange(0.0, curve.duration + dt, dt)
     p, v, a, _ = curve.derivatives(t)
     problems: list[str] = []
-    xmin, ymin, xmax, ymax = world.bounds_xy
+    xmin, ymin, xmax, ymax = plan_bounds(world)
     if np.any((p[:, 0] < xmin) | (p[:, 0] > xmax) | (p[:, 1] < ymin) | (p[:, 1] > ymax)):
         return ["leaves the tile"]
     if not np.all(columns_free(world, p[:, :2], spec)):

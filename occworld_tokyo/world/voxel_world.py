@@ -41,6 +41,12 @@ class VoxelWorld:
     top: np.ndarray  # (nx, ny) float32 top of the highest occupied non-terrain voxel, else ground
     synthetic_ground: bool = False  # True when (some) terrain was estimated: the last object is that ground
     timings: dict[str, float] = field(default_factory=dict, repr=False)  # build stages -> seconds
+    # where sessions may go: (xmin, ymin, xmax, ymax) world metres; None = the whole world. A region world
+    # (occworld_tokyo.world.region) is built with a margin around it so that crops near its edge are complete.
+    plan_area: tuple[float, float, float, float] | None = None
+    # maps derived from this world (planning, streets, clearance), built on first use and dropped with the
+    # world: occworld_tokyo.trajectories.maps.cached
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     # ----------------------------------------------------------------- geometry
     @property
@@ -51,6 +57,11 @@ class VoxelWorld:
     def bounds_xy(self) -> tuple[float, float, float, float]:
         nx, ny, _ = self.objects.shape
         return (self.x0, self.y0, self.x0 + nx * self.voxel_size[0], self.y0 + ny * self.voxel_size[1])
+
+    @property
+    def plan_bounds(self) -> tuple[float, float, float, float]:
+        """(xmin, ymin, xmax, ymax) world metres where trajectories may go: `plan_area`, else the whole world."""
+        return tuple(self.plan_area) if self.plan_area is not None else self.bounds_xy
 
     @property
     def z_top(self) -> float:

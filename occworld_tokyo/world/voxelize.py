@@ -347,8 +347,12 @@ ENGINES = ("numba", "numpy")
 
 def build_voxel_world(mesh: CityMesh, *, voxel_size: tuple[float, float, float] = (0.4, 0.4, 1.25),
                       margin: float = 0.0, headroom: float = 150.0, progress: bool = True,
-                      engine: str = "numba") -> VoxelWorld:
+                      engine: str = "numba", bounds: tuple[float, float, float, float] | None = None) -> VoxelWorld:
     """Voxelize a CityMesh into a VoxelWorld (module docstring for the rules).
+
+    bounds: (xmin, ymin, xmax, ymax) metres of the mesh frame to voxelize (snapped outwards to the column
+    lattice, whose corner is a multiple of the column size, so worlds of different bounds share one lattice);
+    None = the mesh's extent grown by `margin`. Geometry outside the bounds is left out.
 
     engine: "numba" (default, compiled kernels in `kernels.py`) or "numpy" (the vectorised reference);
     both give identical worlds. The returned world's `timings` records seconds per stage.
@@ -367,8 +371,11 @@ def build_voxel_world(mesh: CityMesh, *, voxel_size: tuple[float, float, float] 
         timings[name] = timings.get(name, 0.0) + now - t
         t = now
 
-    lo, hi = mesh.bounds()
-    lat = lattice_for_bounds(lo[0], lo[1], hi[0], hi[1], dx, dy, margin)
+    if bounds is None:
+        lo, hi = mesh.bounds()
+        lat = lattice_for_bounds(lo[0], lo[1], hi[0], hi[1], dx, dy, margin)
+    else:
+        lat = lattice_for_bounds(*bounds, dx, dy, 0.0)
     bar = tqdm(total=5, desc="voxel world", unit="stage", disable=not progress, leave=False)
     if engine == "numba":
         dem, dem_val = _numba_terrain(mesh, lat)
