@@ -7,6 +7,8 @@ from importlib import import_module
 
 COMMANDS = {
     "generate": ("occworld_tokyo.sessions.command", "PLATEAU city model -> drone/rover sessions"),
+    "sample-city": ("occworld_tokyo.citymodel.sample_city_command",
+                    "write an N x N km sample city as PLATEAU mesh files"),
     "validate": ("occworld_tokyo.sessions.validate", "check a data folder of sessions"),
     "model": ("occworld_tokyo.model.summary", "print the parameters a config builds"),
     "train": ("occworld_tokyo.training.cli", "train / resume / evaluate (same flags as train.py)"),

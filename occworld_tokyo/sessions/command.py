@@ -10,6 +10,7 @@ from pathlib import Path
 from occworld_tokyo.agents import TrafficDensity
 from occworld_tokyo.errors import UserError
 from occworld_tokyo.sessions.generate import GenerationError, GenerationSpec, generate_sessions
+from occworld_tokyo.sessions.regions import DEFAULT_REGION_SIZE
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_ranged(int, 1, 256), default=1, help="worker processes over sessions (default: %(default)s)")
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="i/n",
                    help="write only sessions k with k %% n == i (cluster array jobs; default 0/1)")
+    p.add_argument("--region", default=None, metavar="CODES|BOX",
+                   help="sample sessions only here: comma-separated JIS mesh codes (4/6/8 digits, prefixes match) or "
+                        "a box lat_min,lon_min,lat_max,lon_max in degrees (default: the whole input)")
+    p.add_argument("--region-size", type=float, default=DEFAULT_REGION_SIZE, metavar="M",
+                   help="side of each session's area in metres; memory per worker grows with its square "
+                        "(about 1.6 GB per km^2 of area + 64 m margin; default: %(default)s)")
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="city tile cache folder (default: $OCCWORLD_TOKYO_CACHE or ~/.cache/occworld_tokyo/city)")
     p.add_argument("--no-sensors", action="store_true",
                    help="occupancy and poses only (no lidar, camera or visibility masks): much faster")
     d = TrafficDensity()
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = GenerationSpec(frames=args.frames, sessions=args.sessions, agent=args.agent, seed=args.seed,
                               rate_hz=args.rate, sensors=not args.no_sensors, start_time=args.start_time,
-                              shard=args.shard, grid=args.grid,
+                              shard=args.shard, grid=args.grid, region=args.region, region_size=args.region_size,
                               density=TrafficDensity.none() if args.static else
                               TrafficDensity(args.vehicles, args.pedestrians, args.drones))
         if args.input:
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                         "and point --input at the .zip, its udx/ folder or .gml files; omit --input to use the "
                         "built-in sample district")
         report = generate_sessions(args.output, args.input, spec=spec, workers=args.workers,
-                                   strict=args.strict, progress=not args.quiet)
+                                   strict=args.strict, progress=not args.quiet, cache_dir=args.cache)
     except (GenerationError, UserError, ValueError, OSError) as exc:  # CityModelError and bad densities are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """Generate drone/rover sessions from a city model: the engine behind `scripts/plateau_to_occworld.py`.
 
-city mesh -> voxel world -> per session: trajectory + moving agents (traffic) -> per frame: ego crop with the
-agents painted in (+ lidar, camera, masks, which see the agents too) -> files.
-Sessions are independent: a process pool runs them in parallel (`workers`), `shard=(i, n)` keeps every
-n-th session for cluster array jobs, and finished sessions are skipped on re-runs, but only when their meta.json
+city index (cached per mesh tile, occworld_tokyo.citymodel.index) -> per session: a plan area sampled over the
+whole input (sessions/regions.py) -> its region voxel world (occworld_tokyo.world.region, built lazily, one per
+process at a time) -> trajectory + moving agents (traffic) -> per frame: ego crop with the agents painted in (+
+lidar, camera, masks, which see the agents too) -> files. Memory follows the region, not the city.
+Sessions are independent: a process pool runs them in parallel (`workers`; each worker gets the run's context
+through the pool initializer), `shard=(i, n)` keeps every n-th session for cluster array jobs, and finished sessions are skipped on re-runs, but only when their meta.json
 says they were made with this run's settings, city and `DATA_REVISION` (anything else stops the run before it
 writes). Each session's random stream is seeded by (seed, session index), so output is byte-identical for a seed
 whatever the worker count.
@@ -24,9 +26,10 @@ from tqdm import tqdm
 from occworld_tokyo import __version__, labels
 from occworld_tokyo.agents import AgentStates, TrafficDensity, TrafficRecording
 from occworld_tokyo.citymodel.mesh import CityMesh
-from occworld_tokyo.grid import DEFAULT_GRID, GridSpec, grid_named
+from occworld_tokyo.grid import GridSpec, grid_named
 from occworld_tokyo.sessions import layout, writer
 from occworld_tokyo.sessions.layout import GenerationError
+from occworld_tokyo.sessions.regions import DEFAULT_REGION_SIZE, SessionArea, session_area
 from occworld_tokyo.sessions.reuse import DATA_REVISION, SAMPLE_DISTRICT, check_reusable, other_sessions
 from occworld_tokyo.trajectories.trajectory import Trajectory
 
@@ -44,6 +47,8 @@ class GenerationSpec:
     jpeg_quality: int = 90
     density: TrafficDensity = TrafficDensity()  # moving agents per km^2; TrafficDensity.none() = static city
     grid: str = "default"  # 'default' (200x200x121, 1.25 m levels) or 'occ3d' (200x200x16, 0.4 m; grid.py)
+    region_size: float = DEFAULT_REGION_SIZE  # m: side of a session's plan area (sessions/regions.py)
+    region: str | None = None  # --region: mesh codes or a lat/lon box restricting the plan areas
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -54,6 +59,8 @@ class GenerationSpec:
             raise GenerationError(f"--agent must be drone, rover or mixed (got {self.agent!r})")
         if self.rate_hz <= 0:
             raise GenerationError(f"--rate must be > 0 Hz (got {self.rate_hz})")
+        if self.region_size < 100:
+            raise GenerationError(f"--region-size must be at least 100 m (got {self.region_size})")
         i, n = self.shard
         if not (n >= 1 and 0 <= i < n):
             raise GenerationError(f"--shard must be i/n with 0 <= i < n (got {i}/{n})")
@@ -98,21 +105,78 @@ class GenerationReport:
 
 @dataclass
 class _Context:
-    """What every session needs: built once in the parent, inherited by forked workers."""
+    """What every session needs (small and picklable in tiled mode): handed to each worker by the pool
+    initializer, never through a module global set before the fork."""
 
-    mesh: CityMesh
-    world: object  # occworld_tokyo.world.VoxelWorld
     spec: GenerationSpec
     grid: GridSpec
-    city_meta: dict
     output: Path
-    sensor_mesh: CityMesh | None = None  # mesh + estimated ground, built lazily with the caster
-    caster: object | None = None  # built lazily per process (Embree scenes are not shared across fork)
-    crop_world: object | None = None  # the world voxelized at the grid's levels when they differ from `world`'s
+    input_names: list[str]
+    index: object | None = None  # CityIndex (tiled mode)
+    allowed: dict | None = None  # place id -> allowed mesh codes (--region)
+    # (mesh, world, crop world or None): one given world for every session (the library's mesh=/world=)
+    whole: tuple | None = None
+    progress: object | None = None  # multiprocessing.Value: frames done, shared with the workers
 
 
-_CTX: _Context | None = None
-_PROGRESS = None  # multiprocessing.Value: frames done, shared with the workers
+class _Worker:
+    """One process's state: the context, its current region world and the sensors' ray caster for it."""
+
+    def __init__(self, ctx: _Context) -> None:
+        self.ctx = ctx
+        self.regions = None
+        self.caster_key = None
+        self.caster = None
+        self.sensor_mesh = None
+
+    def area(self, index: int) -> SessionArea:
+        if self.ctx.whole is not None:
+            return SessionArea(0, tuple(self.ctx.whole[1].plan_bounds), "")
+        return session_area(self.ctx.index, self.ctx.allowed, self.ctx.spec.seed, index, self.ctx.spec.region_size)
+
+    def world(self, area: SessionArea) -> tuple[CityMesh, object, object, CityMesh, dict]:
+        """(voxelized mesh, world, crop world, sensors' mesh, city meta) of a session's area. The crop world is
+        the world itself unless the grid's levels differ from the world's (world.region.crop_world_for)."""
+        ctx = self.ctx
+        if ctx.whole is not None:
+            mesh, world, crop = ctx.whole
+            return mesh, world, crop or world, mesh, _city_meta(mesh, ctx.input_names)
+        from occworld_tokyo.world.region import RegionWorlds
+
+        if self.regions is None:
+            self.regions = RegionWorlds(ctx.index, ctx.grid)
+        rw = self.regions.get(area.place, area.plan_area)
+        meta = _city_meta(rw.mesh, ctx.input_names)
+        meta["region"] = {"place": area.place, "plan_area_m": list(area.plan_area), "tile_drawn": area.tile,
+                          "world_bounds_m": [round(v, 3) for v in rw.world.bounds_xy],
+                          "places_in_input": len(ctx.index.places)}
+        return rw.mesh, rw.world, rw.crop_world or rw.world, rw.sensor_mesh, meta
+
+    def caster_for(self, key, mesh: CityMesh, world):
+        """The Embree scene of the static city of this region (built once per region and process)."""
+        from occworld_tokyo.sensors import RayCaster
+        from occworld_tokyo.sensors.scene import sensor_mesh
+
+        if self.caster_key != key:
+            self.caster = self.sensor_mesh = None
+            self.sensor_mesh = sensor_mesh(mesh, world)
+            self.caster = RayCaster(self.sensor_mesh)
+            self.caster_key = key
+        return self.caster, self.sensor_mesh
+
+
+_WORKER: _Worker | None = None  # set only inside pool workers, by _init_worker
+
+
+def _init_worker(ctx: _Context) -> None:
+    """Pool initializer: this worker's context (passed by the pool, inherited without pickling under fork)."""
+    global _WORKER
+    _WORKER = _Worker(ctx)
+
+
+def _pool_task(job: tuple[int, str, str]) -> tuple[str, int]:
+    assert _WORKER is not None, "worker started without _init_worker"
+    return _run_session(_WORKER, job)
 
 
 def _city_meta(mesh: CityMesh, inputs: list[str]) -> dict:
@@ -171,13 +235,13 @@ def drop_agents_near_ego(rec: TrafficRecording, traj: Trajectory, clearance: flo
 
 
 def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generator,
-                 agents: AgentStates | None = None) -> writer.FrameData:
+                 agents: AgentStates | None = None, *, world=None, caster=None,
+                 static_mesh: CityMesh | None = None) -> writer.FrameData:
     """Frame i: the occupancy crop with the moving agents painted in and their annotation boxes, plus lidar,
     camera image and visibility masks (which see the agents too) when sensors are on."""
     from occworld_tokyo.agents import agent_mesh, annotations, paint_agents
 
     pos, quat = traj.position[i], traj.quat_xyzw[i]
-    world = ctx.crop_world if ctx.crop_world is not None else ctx.world
     frame = world.ego_frame(float(pos[0]), float(pos[1]), float(traj.yaw[i]), ctx.grid)
     occ, inst = world.crop(frame, ctx.grid)
     agents = agents if agents is not None else AgentStates.empty()
@@ -189,16 +253,13 @@ def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generat
         return data
     from occworld_tokyo.sensors import (RayCaster, camera_mask, default_camera, default_lidar, encode_jpeg,
                                         lidar_mask, render_camera, scan_lidar)
-    from occworld_tokyo.sensors.scene import sensor_mesh
 
-    if ctx.caster is None:  # the sensors see the city plus the estimated ground where the data has no dem
-        ctx.sensor_mesh = sensor_mesh(ctx.mesh, ctx.world)
-        ctx.caster = RayCaster(ctx.sensor_mesh)
-    caster, mesh = ctx.caster, ctx.sensor_mesh
+    # the sensors see the city plus the estimated ground where the data has no dem (_Worker.caster_for)
+    mesh = static_mesh
     if len(agents):  # this frame's scene: the static city plus the agents' boxes (only theirs is built per frame)
         boxes = agent_mesh(agents)
-        mesh = CityMesh.concatenate([ctx.sensor_mesh, boxes])
-        caster = RayCaster.layered(ctx.caster, boxes)
+        mesh = CityMesh.concatenate([static_mesh, boxes])
+        caster = RayCaster.layered(caster, boxes)
     lidar_spec = default_lidar(traj.agent_type)
     scan = scan_lidar(caster, mesh, pos, quat, frame, lidar_spec, rng)
     cam_spec = default_camera(traj.agent_type)
@@ -211,7 +272,8 @@ def render_frame(ctx: _Context, traj: Trajectory, i: int, rng: np.random.Generat
     return data
 
 
-def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory, traffic: TrafficRecording) -> dict:
+def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory, traffic: TrafficRecording,
+                 city_meta: dict) -> dict:
     meta = {
         "name": name,
         "agent_type": traj.agent_type,
@@ -221,7 +283,7 @@ def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory, traffic
         "seed": ctx.spec.seed,
         "session_index": index,
         "generator": {"name": "occworld_tokyo", "version": __version__, "revision": DATA_REVISION},
-        "city": ctx.city_meta,
+        "city": city_meta,
         "frames": {
             "world": "city local frame: x east, y north, z up (metres above the source vertical datum)",
             "body": "x forward, y left, z up; orientation = body -> world quaternion (x, y, z, w)",
@@ -250,22 +312,32 @@ def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory, traffic
     return meta
 
 
-def _run_session(job: tuple[int, str, str]) -> tuple[str, int]:
+def _run_session(worker: _Worker, job: tuple[int, str, str]) -> tuple[str, int]:
     index, agent, name = job
-    ctx = _CTX
-    assert ctx is not None, "generation context missing in worker"
+    ctx = worker.ctx
+    area = worker.area(index)
+    mesh, world, crop_world, sensor_src, city_meta = worker.world(area)
+    caster = static = None
+    if ctx.spec.sensors:
+        caster, static = worker.caster_for((area.place, area.plan_area), sensor_src, world)
     rng = np.random.default_rng([ctx.spec.seed, index])
-    traj = plan_trajectory(ctx.world, agent, ctx.spec.frames, ctx.spec.rate_hz, rng)
-    traffic = simulate_session_traffic(ctx.world, traj, ctx.spec, index)
+    traj = plan_trajectory(world, agent, ctx.spec.frames, ctx.spec.rate_hz, rng)
+    traffic = simulate_session_traffic(world, traj, ctx.spec, index)
     out_root = ctx.output
     tmp = writer.make_session_tmp(out_root, name, sensors=ctx.spec.sensors)
     for i in range(len(traj)):
-        writer.write_frame(tmp, i, traj, render_frame(ctx, traj, i, rng, traffic.at(i)))
-        if _PROGRESS is not None:
-            with _PROGRESS.get_lock():
-                _PROGRESS.value += 1
-    writer.finish_session(tmp, out_root / name, session_meta(ctx, index, name, traj, traffic))
+        writer.write_frame(tmp, i, traj, render_frame(ctx, traj, i, rng, traffic.at(i), world=crop_world, caster=caster,
+                                                      static_mesh=static))
+        if ctx.progress is not None:
+            with ctx.progress.get_lock():
+                ctx.progress.value += 1
+    writer.finish_session(tmp, out_root / name, session_meta(ctx, index, name, traj, traffic, city_meta))
     return name, len(traj)
+
+
+BYTES_PER_FRAME = {True: 1_500_000, False: 300_000}
+"""Upper estimates of one frame on disk, with and without sensors (measured 0.2-1.1 MB with, 20-130 KB without:
+docs/benchmarks.md); used to refuse a run before it writes when the disk lacks room."""
 
 
 def check_output_dir(output: Path) -> None:
@@ -279,21 +351,26 @@ def check_output_dir(output: Path) -> None:
             "nothing was written: choose an empty or new folder, or one that holds only earlier sessions")
 
 
-def load_city_mesh(inputs: list[str] | None, strict: bool = False, progress: bool = True) -> CityMesh:
-    """The city to generate from: the PLATEAU files given, or the built-in sample district."""
-    if not inputs:
-        from occworld_tokyo.citymodel.sample_city import load_sample_city
+def sample_district_input(cache_dir: Path) -> Path:
+    """The built-in sample district written (once) as CityGML under the cache folder; its udx/ folder."""
+    from occworld_tokyo.citymodel.sample_city import GENERATOR_VERSION, write_sample_district
 
-        return load_sample_city()
-    from occworld_tokyo.citymodel import load_city
-
-    return load_city(inputs if len(inputs) > 1 else inputs[0], strict=strict, progress=progress)
+    folder = Path(cache_dir) / f"sample_district_v{GENERATOR_VERSION}_seed0_600m"
+    if not (folder / ".complete").exists():
+        write_sample_district(folder, seed=0, size_m=600.0)
+        (folder / ".complete").write_text("ok\n")
+    return folder / "udx"
 
 
 def generate_sessions(output: str | Path, inputs: list[str] | None = None, *, spec: GenerationSpec | None = None,
                       workers: int = 1, strict: bool = False, progress: bool = True,
-                      mesh: CityMesh | None = None, world=None) -> GenerationReport:
+                      mesh: CityMesh | None = None, world=None, cache_dir: str | Path | None = None
+                      ) -> GenerationReport:
     """Generate the planned sessions into `output` (see module docstring). Returns what was written.
+
+    inputs: PLATEAU files / folders / zips (None: the built-in sample district), indexed into the tile cache
+    `cache_dir` (default: citymodel.cache.default_cache_dir()). mesh= and world= instead give one prepared
+    world for every session (library use and tests; no sampling of areas).
 
     The whole run holds `output` exclusively (`occworld_tokyo.locks.claim_folder`): a second run into the same
     folder stops at once with a message instead of replacing the first one's sessions in progress."""
@@ -305,15 +382,14 @@ def generate_sessions(output: str | Path, inputs: list[str] | None = None, *, sp
     created = not output.exists()
     try:
         with claim_folder(output, "session generation"):
-            return _generate_claimed(output, inputs, spec, workers, strict, progress, mesh, world)
+            return _generate_claimed(output, inputs, spec, workers, strict, progress, mesh, world, cache_dir)
     finally:
         if created and output.is_dir() and not any(output.iterdir()):
             output.rmdir()  # a run that wrote nothing leaves no empty folder behind
 
 
 def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSpec, workers: int, strict: bool,
-                      progress: bool, mesh: CityMesh | None, world) -> GenerationReport:
-    global _CTX, _PROGRESS
+                      progress: bool, mesh: CityMesh | None, world, cache_dir: str | Path | None) -> GenerationReport:
     t0 = time.perf_counter()
     names = spec.names()
     agents = spec.agents()
@@ -332,47 +408,59 @@ def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSp
         report.seconds = time.perf_counter() - t0
         return report
 
-    if mesh is None:
-        mesh = load_city_mesh(inputs, strict=strict, progress=progress)
-    from occworld_tokyo.world import build_voxel_world
+    from occworld_tokyo.citymodel.index import check_disk_space
 
-    if world is None:
-        world = build_voxel_world(mesh, progress=progress)
+    check_disk_space(output, len(todo) * spec.frames * BYTES_PER_FRAME[spec.sensors],
+                     f"{len(todo)} session(s) x {spec.frames} frames")
     grid = grid_named(spec.grid)
-    crop_world = None
-    if tuple(grid.voxel_size) != tuple(world.voxel_size):
-        # the grid's levels voxelized from the geometry itself (never resampled from the 1.25 m world); headroom
-        # above the highest ground: the slab's top plus a margin. Trajectories and traffic keep the full world.
-        crop_world = build_voxel_world(mesh, voxel_size=grid.voxel_size, headroom=grid.z_range[1] + 2.0,
-                                       progress=progress)
+    ctx = _Context(spec=spec, grid=grid, output=output, input_names=input_names)
+    if mesh is not None or world is not None:
+        if mesh is None:
+            raise GenerationError("world= needs its mesh= (or give neither, to read the inputs)")
+        from occworld_tokyo.world import build_voxel_world
+        from occworld_tokyo.world.region import crop_world_for
+
+        if world is None:
+            world = build_voxel_world(mesh, progress=progress)
+        ctx.whole = (mesh, world, crop_world_for(mesh, world, grid, progress=progress))
+    else:
+        from occworld_tokyo.citymodel.cache import default_cache_dir
+        from occworld_tokyo.citymodel.index import build_index, region_filter_codes
+
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        src = list(inputs) if inputs else [sample_district_input(root)]
+        ctx.index = build_index(src if len(src) > 1 else src[0], cache_dir=root, workers=workers, strict=strict,
+                                progress=progress)
+        try:
+            ctx.allowed = region_filter_codes(ctx.index, spec.region)
+        except ValueError as exc:
+            raise GenerationError(str(exc)) from exc
     output.mkdir(parents=True, exist_ok=True)
-    _CTX = _Context(mesh=mesh, world=world, spec=spec, grid=grid,
-                    city_meta=_city_meta(mesh, input_names),
-                    output=output, crop_world=crop_world)
     ctx_mp = mp.get_context("fork")
-    _PROGRESS = ctx_mp.Value("l", 0)
+    ctx.progress = ctx_mp.Value("l", 0)
     total = len(todo) * spec.frames
     bar = tqdm(total=total, unit="frame", desc="sessions", disable=not progress, dynamic_ncols=True)
     try:
         if workers <= 1 or len(todo) == 1:
+            local = _Worker(ctx)
             for job in todo:
-                name, n = _run_session(job)
+                name, n = _run_session(local, job)
                 report.written.append(name)
                 report.frames_written += n
-                bar.update(_PROGRESS.value - bar.n)
+                bar.update(ctx.progress.value - bar.n)
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx_mp) as pool:
-                futures = [pool.submit(_run_session, job) for job in todo]
+            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx_mp,
+                                     initializer=_init_worker, initargs=(ctx,)) as pool:
+                futures = [pool.submit(_pool_task, job) for job in todo]
                 while not all(f.done() for f in futures):
                     time.sleep(0.2)
-                    bar.update(_PROGRESS.value - bar.n)
+                    bar.update(ctx.progress.value - bar.n)
                 for f in futures:
                     name, n = f.result()
                     report.written.append(name)
                     report.frames_written += n
-        bar.update(_PROGRESS.value - bar.n)
+        bar.update(ctx.progress.value - bar.n)
     finally:
         bar.close()
-        _CTX, _PROGRESS = None, None
     report.seconds = time.perf_counter() - t0
     return report

@@ -3,7 +3,7 @@
 A session's *plan area* (x east, y north, metres in its place's frame) is where its trajectory may go. The
 region world covers the plan area grown by `CROP_MARGIN` on every side, enough for any ego crop whose centre
 lies in the plan area (the grid's half diagonal, 56.6 m, plus slack), so a crop never runs off the built
-voxels while the city continues. Its column lattice is the city-wide one (corner at multiples of the column
+voxels while the city continues (cut to the place's data extent, plus 1 m: beyond it there is nothing). Its column lattice is the city-wide one (corner at multiples of the column
 size) and its levels the city-wide one (z0 a multiple of dz), so a crop of a region world equals the crop
 of one dense world of the whole place (tested). Geometry comes from `CityIndex.load_region`: only the cached
 tiles that reach the region are read; objects crossing its edge are kept whole (an object crossing the outer
@@ -35,6 +35,11 @@ def crop_margin(grid: GridSpec = DEFAULT_GRID) -> float:
     return 4.0 * math.ceil((half + 4.0) / 4.0)
 
 
+def _clip(a: tuple[float, float, float, float], b: tuple[float, float, float, float]
+          ) -> tuple[float, float, float, float]:
+    return (max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3]))
+
+
 def grow(bounds: tuple[float, float, float, float], m: float) -> tuple[float, float, float, float]:
     return (bounds[0] - m, bounds[1] - m, bounds[2] + m, bounds[3] + m)
 
@@ -48,18 +53,29 @@ class RegionWorld:
     world: VoxelWorld
     mesh: CityMesh  # objects meeting the world's bounds (voxelized)
     sensor_mesh: CityMesh  # objects meeting the plan area grown by SENSOR_MARGIN (ray cast)
+    crop_world: VoxelWorld | None = None  # the same region at the grid's levels when they differ (crop_world_for)
+
+
+def crop_world_for(mesh: CityMesh, world: VoxelWorld, grid: GridSpec, *, progress: bool = False) -> VoxelWorld | None:
+    """None when `grid`'s voxels are the world's; else the same area voxelized from the geometry at the grid's
+    voxel size (never resampled from the 1.25 m levels; headroom: the grid's top + 2 m above the highest ground).
+    Crops come from it; trajectories, traffic and sensors keep `world`."""
+    if tuple(grid.voxel_size) == tuple(world.voxel_size):
+        return None
+    return build_voxel_world(mesh, voxel_size=grid.voxel_size, headroom=grid.z_range[1] + 2.0, progress=progress,
+                             bounds=world.bounds_xy)
 
 
 def build_region_world(index: CityIndex, place: Place, plan_area: tuple[float, float, float, float], *,
                        grid: GridSpec = DEFAULT_GRID, progress: bool = False,
                        voxel_size: tuple[float, float, float] = (0.4, 0.4, 1.25)) -> RegionWorld:
     """The region world of `plan_area` (module docstring); voxel_size as build_voxel_world."""
-    outer = grow(plan_area, crop_margin(grid))
+    outer = _clip(grow(plan_area, crop_margin(grid)), grow(place.bounds, 1.0))
     mesh = index.load_region(place, outer)
     world = build_voxel_world(mesh, bounds=outer, progress=progress, voxel_size=voxel_size)
     world.plan_area = tuple(float(v) for v in plan_area)
     sensor = index.load_region(place, grow(plan_area, max(SENSOR_MARGIN, crop_margin(grid))))
-    return RegionWorld(place, world.plan_area, world, mesh, sensor)
+    return RegionWorld(place, world.plan_area, world, mesh, sensor, crop_world_for(mesh, world, grid))
 
 
 class RegionWorlds:
