@@ -5,6 +5,20 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_city_cache(tmp_path_factory):
+    """Generation reads cities through the tile cache (default ~/.cache/occworld_tokyo/city): tests use their own."""
+    import os
+
+    old = os.environ.get("OCCWORLD_TOKYO_CACHE")
+    os.environ["OCCWORLD_TOKYO_CACHE"] = str(tmp_path_factory.mktemp("city_cache"))
+    yield
+    if old is None:
+        os.environ.pop("OCCWORLD_TOKYO_CACHE", None)
+    else:
+        os.environ["OCCWORLD_TOKYO_CACHE"] = old
+
+
 @pytest.fixture
 def one_torch_thread():
     """Tiny models gain nothing from threads, and on a shared, loaded 2-core machine OpenMP spinning makes them
