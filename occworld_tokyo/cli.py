@@ -7,6 +7,7 @@ from importlib import import_module
 
 COMMANDS = {
     "generate": ("occworld_tokyo.sessions.command", "PLATEAU city model -> drone/rover sessions"),
+    "index": ("occworld_tokyo.citymodel.index_command", "parse PLATEAU inputs into the tile cache, list places"),
     "sample-city": ("occworld_tokyo.citymodel.sample_city_command",
                     "write an N x N km sample city as PLATEAU mesh files"),
     "validate": ("occworld_tokyo.sessions.validate", "check a data folder of sessions"),
@@ -20,7 +21,7 @@ COMMANDS = {
 
 
 def usage() -> str:
-    rows = "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
+    rows = "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items())
     return f"usage: occworld-tokyo <command> [options]\n\ncommands:\n{rows}\n\n'occworld-tokyo <command> --help' for options"
 
 
