@@ -177,3 +177,20 @@ def test_full_disk_refused_before_writing(city2, tmp_path, monkeypatch):
                           cache_dir=city2.root / "cache")
     assert not (tmp_path / "o").exists()
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_sample_city_command_writes_once_and_refuses_to_overwrite(tmp_path, capsys):
+    from occworld_tokyo.cli import main
+
+    assert main(["sample-city", "--size-km", "1", "--out", str(tmp_path / "c"), "--quiet"]) == 0
+    files = sorted(p.relative_to(tmp_path / "c").as_posix() for p in (tmp_path / "c").rglob("*.gml"))
+    code = city_tiles(1)[0]
+    assert f"udx/bldg/{code}_bldg_6697_op.gml" in files and f"udx/dem/{code[:6]}_dem_6697_op.gml" in files
+    before = {p: p.read_bytes() for p in (tmp_path / "c").rglob("*.gml")}
+    assert main(["sample-city", "--size-km", "1", "--out", str(tmp_path / "c"), "--quiet"]) == 2
+    assert "already exists; nothing was written" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in (tmp_path / "c").rglob("*.gml")} == before
+    # same seed and size: byte-identical files
+    assert main(["sample-city", "--size-km", "1", "--out", str(tmp_path / "d"), "--quiet"]) == 0
+    for p, data in before.items():
+        assert (tmp_path / "d" / p.relative_to(tmp_path / "c")).read_bytes() == data
