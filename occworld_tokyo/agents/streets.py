@@ -1,6 +1,6 @@
 """Where agents may be: passable columns, clearances and the street centreline graph of a voxel world.
 
-Everything is derived once per world (and cached on it by identity, like the trajectory maps):
+Everything is derived once per world (kept in the world's `derived` dict, like the trajectory maps):
 
 - `passable_columns(world, clear_height)`: (nx, ny) bool, the column holds nothing but ground-like voxels
   (free, terrain, road, sidewalk) from the level of the terrain up to `clear_height` above it. Buildings,
