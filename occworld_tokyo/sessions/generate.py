@@ -335,9 +335,10 @@ def _run_session(worker: _Worker, job: tuple[int, str, str]) -> tuple[str, int]:
     return name, len(traj)
 
 
-BYTES_PER_FRAME = {True: 1_500_000, False: 300_000}
-"""Upper estimates of one frame on disk, with and without sensors (measured 0.2-1.1 MB with, 20-130 KB without:
-docs/benchmarks.md); used to refuse a run before it writes when the disk lacks room."""
+BYTES_PER_FRAME = {True: 2_500_000, False: 400_000}
+"""Upper estimates of one frame on disk, with and without sensors (measured 1.8-1.9 MB per frame with all sensors
+on the sample cities, ~0.23 MB occupancy + instances, ~0.36 MB with masks: docs/benchmarks.md); used to refuse a
+run before it writes when the disk lacks room."""
 
 
 def check_output_dir(output: Path) -> None:
