@@ -221,3 +221,15 @@ def test_index_geometry_matches_load_city(tmp_path):
     err = max(np.abs(a[g] - b[g]).max() for g in a)
     assert err < 0.01
     assert len(set(got.object_instance.tolist())) == got.n_objects
+
+
+@needs_plateau
+def test_index_command_lists_the_places(tmp_path, capsys):
+    from occworld_tokyo.cli import main
+
+    assert main(["index", "--input", str(PLATEAU), "--cache", str(tmp_path / "cache"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "4 source file(s) (4 parsed now" in out and "in 3 place(s)" in out
+    assert "657 buildings" in out
+    assert main(["index", "--input", str(tmp_path / "missing"), "--cache", str(tmp_path / "cache"), "--quiet"]) == 2
+    assert "missing" in capsys.readouterr().err
