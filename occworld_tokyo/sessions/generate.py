@@ -356,10 +356,20 @@ def sample_district_input(cache_dir: Path) -> Path:
     """The built-in sample district written (once) as CityGML under the cache folder; its udx/ folder."""
     from occworld_tokyo.citymodel.sample_city import GENERATOR_VERSION, write_sample_district
 
+    import os
+    import shutil
+
     folder = Path(cache_dir) / f"sample_district_v{GENERATOR_VERSION}_seed0_600m"
-    if not (folder / ".complete").exists():
-        write_sample_district(folder, seed=0, size_m=600.0)
-        (folder / ".complete").write_text("ok\n")
+    if not folder.exists():  # written aside and renamed: runs starting together never see half a district
+        tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        write_sample_district(tmp, seed=0, size_m=600.0)
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another run got there first: its copy is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not folder.exists():
+                raise
     return folder / "udx"
 
 
