@@ -233,3 +233,22 @@ def test_index_command_lists_the_places(tmp_path, capsys):
     assert "657 buildings" in out
     assert main(["index", "--input", str(tmp_path / "missing"), "--cache", str(tmp_path / "cache"), "--quiet"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_region_worlds_keep_one_world_per_process(city2):
+    import gc
+    import weakref
+
+    from occworld_tokyo.world.region import RegionWorlds
+
+    worlds = RegionWorlds(city2.index)
+    a = worlds.get(0, (-150.0, -150.0, 50.0, 50.0))
+    assert worlds.get(0, (-150.0, -150.0, 50.0, 50.0)) is a and worlds.built == 1
+    assert a.world.plan_bounds == (-150.0, -150.0, 50.0, 50.0)
+    x0, y0, x1, y1 = a.world.bounds_xy
+    assert x0 <= -150.0 - 56.6 and x1 >= 50.0 + 56.6  # the crop margin around the plan area
+    gone = weakref.ref(a.world)
+    del a
+    b = worlds.get(0, (100.0, 100.0, 300.0, 300.0))
+    gc.collect()
+    assert worlds.built == 2 and gone() is None and b.world.plan_bounds[0] == 100.0
