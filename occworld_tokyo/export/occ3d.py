@@ -30,9 +30,9 @@ from tqdm import tqdm
 
 from occworld_tokyo.export import frames as F
 from occworld_tokyo.export.classes import KIND_TO_NUSCENES_NAME, OCC3D_CLASSES, to_occ3d
-from occworld_tokyo.export.plan import ExportReport, plan_export
+from occworld_tokyo.export.plan import ExportReport, run_export
 from occworld_tokyo.export.source import SourceSession
-from occworld_tokyo.export.writing import check_new, finish, save_npz, save_pickle, staging_dir
+from occworld_tokyo.export.writing import save_npz, save_pickle
 
 INFO_FILE = "occworld_tokyo_infos.pkl"
 DETECTION_CLASSES = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle", "bicycle",
@@ -126,20 +126,7 @@ def frame_info(s: SourceSession, i: int, objects: list[list[dict]], image_rel: s
 
 
 def export_occ3d(sessions_dir: Path, out: Path, progress: bool = True) -> ExportReport:
-    out = Path(out)
-    report = ExportReport(out=out, fmt="occ3d")
-    check_new(out)
-    sessions = plan_export(sessions_dir, report)
-    if not sessions:  # nothing to carry: nothing is written
-        return report
-    tmp = staging_dir(out)
-    try:
-        _write(sessions, tmp, report, progress)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finish(tmp, out)
-    return report
+    return run_export(sessions_dir, out, "occ3d", _write, progress)
 
 
 def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progress: bool) -> None:

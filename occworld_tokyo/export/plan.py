@@ -11,6 +11,7 @@ Both formats hold the Occ3D slab (200 x 200 x 16 voxels of 0.4 m, -1.0..5.4 m ab
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from occworld_tokyo.dataset.sessions import DataError
 from occworld_tokyo.export.source import SourceSession, open_session
-from occworld_tokyo.export.writing import ExportError
+from occworld_tokyo.export.writing import ExportError, check_new, finish, staging_dir
 from occworld_tokyo.grid import OCC3D_GRID
 from occworld_tokyo.sessions import layout
 
@@ -74,3 +75,23 @@ def plan_export(sessions_dir: Path, report: ExportReport) -> list[SourceSession]
             report.notes.append(f"{s.name}: generated without sensors: masks written as all-visible, no camera")
         carried.append(s)
     return carried
+
+
+def run_export(sessions_dir: Path, out: Path, fmt: str, write, progress: bool = True) -> ExportReport:
+    """The driver both formats share: refuse an existing `out`, plan what can be carried (nothing planned: nothing
+    written), `write(sessions, tmp, report, progress)` into the staging folder, then rename it to `out`; any
+    failure removes the staging folder and leaves the source untouched."""
+    out = Path(out)
+    report = ExportReport(out=out, fmt=fmt)
+    check_new(out)
+    sessions = plan_export(sessions_dir, report)
+    if not sessions:
+        return report
+    tmp = staging_dir(out)
+    try:
+        write(sessions, tmp, report, progress)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finish(tmp, out)
+    return report

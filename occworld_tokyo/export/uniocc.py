@@ -31,9 +31,9 @@ from tqdm import tqdm
 from occworld_tokyo import labels as L
 from occworld_tokyo.export import frames as F
 from occworld_tokyo.export.classes import LABEL_TO_OCC3D, VEHICLE_KIND_TO_OCC3D, to_occ3d
-from occworld_tokyo.export.plan import ExportReport, plan_export
+from occworld_tokyo.export.plan import ExportReport, run_export
 from occworld_tokyo.export.source import SourceSession
-from occworld_tokyo.export.writing import check_new, finish, save_npz, save_pickle, staging_dir
+from occworld_tokyo.export.writing import save_npz, save_pickle
 from occworld_tokyo.grid import OCC3D_GRID
 
 
@@ -76,20 +76,7 @@ def _agent_transforms(s: SourceSession, i: int, o: dict) -> tuple[np.ndarray, np
 
 
 def export_uniocc(sessions_dir: Path, out: Path, progress: bool = True) -> ExportReport:
-    out = Path(out)
-    report = ExportReport(out=out, fmt="uniocc")
-    check_new(out)
-    sessions = plan_export(sessions_dir, report)
-    if not sessions:  # nothing to carry: nothing is written
-        return report
-    tmp = staging_dir(out)
-    try:
-        _write(sessions, tmp, report, progress)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finish(tmp, out)
-    return report
+    return run_export(sessions_dir, out, "uniocc", _write, progress)
 
 
 def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progress: bool) -> None:
