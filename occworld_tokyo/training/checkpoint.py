@@ -48,10 +48,24 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(payload.get("state_dict"), dict):
         payload = {**payload, "checksum": state_checksum(payload["state_dict"])}
+    return _write_atomically(path, lambda f: torch.save(payload, f))
+
+
+def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Atomic byte copy (same guarantees as save_checkpoint): used to rebuild best.pth from epoch_N.pth."""
+    def copy(f) -> None:
+        with open(src, "rb") as s:
+            shutil.copyfileobj(s, f, 1 << 20)
+    return _write_atomically(Path(dst), copy)
+
+
+def _write_atomically(path: Path, write) -> Path:
+    """`write(file)` into a temporary file beside `path`, flushed to disk, then renamed over `path`; on any
+    failure the temporary file is removed and `path` is untouched."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -59,22 +73,6 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
-
-
-def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Atomic byte copy (same guarantees as save_checkpoint): used to rebuild best.pth from epoch_N.pth."""
-    dst = Path(dst)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as f, open(src, "rb") as s:
-            shutil.copyfileobj(s, f, 1 << 20)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dst
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", mmap: bool = False,
