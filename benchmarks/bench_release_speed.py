@@ -80,12 +80,11 @@ def _load_release(root: Path) -> dict:
     return runpy.run_path(str(root / "config" / "train_occworld.py"))["model"]
 
 
-def _timed(fn, sync) -> tuple[float, float]:
+def _timed(fn) -> tuple[float, float]:
     """(wall seconds, CPU seconds of this process, all threads): on a shared machine the CPU time is the steadier
     measure of the work done (OMP_WAIT_POLICY=PASSIVE keeps idle threads from spinning it up)."""
     t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    sync()
     return time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -110,7 +109,6 @@ def main(argv: list[str] | None = None) -> int:
 
     release_cfg = _load_release(args.release)
     registry = sys.modules["mmengine.registry"].MODELS
-    sync = lambda: None
     num_frames = release_cfg["num_frames"]
     results = []
     for part in args.parts:
@@ -172,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, fn in candidates.items():
                 for p in list(theirs.parameters()) + list(ours.parameters()):
                     p.grad = None
-                wall, used = _timed(fn, sync)
+                wall, used = _timed(fn)
                 times[name].append(wall)
                 cpu[name].append(used)
         row = {"part": part, "what": what, "threads": torch.get_num_threads(), "max_abs_diff": max_diff,

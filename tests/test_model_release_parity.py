@@ -86,7 +86,7 @@ def _check_recorded(rec: Recorder, io: dict, prefix: str) -> int:
         elif what == "in" or what == "in.query":
             value = args[0]
         elif what in ("in.key", "in.value"):
-            value = args[1] if len(args) > 1 and args[1] is not None else args[0]
+            value = args[1]
         else:
             continue
         _close(value, ref, key)

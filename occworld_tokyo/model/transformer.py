@@ -49,7 +49,8 @@ from torch import Tensor
 
 class MultiheadAttention(nn.Module):
     """nn.MultiheadAttention's parameters (`in_proj_weight` (3C, C), `in_proj_bias`, `out_proj`) over
-    scaled_dot_product_attention, batch-first: query (N, Lq, C), key/value source (N, Lk, C)."""
+    scaled_dot_product_attention, batch-first: query (N, Lq, C), key/value source (N, Lk, C). Every attention of
+    the released model reads keys and values from another stream than its queries, so `source` is required."""
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0):
         super().__init__()
@@ -62,15 +63,12 @@ class MultiheadAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: Tensor, source: Tensor | None = None, causal: bool = False) -> Tensor:
+    def forward(self, x: Tensor, source: Tensor, causal: bool = False) -> Tensor:
         n, lq, c = x.shape
-        if source is None:
-            q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
-        else:
-            w_q, w_kv = self.in_proj_weight.split([c, 2 * c])
-            b_q, b_kv = self.in_proj_bias.split([c, 2 * c])
-            q = F.linear(x, w_q, b_q)
-            k, v = F.linear(source, w_kv, b_kv).chunk(2, dim=-1)
+        w_q, w_kv = self.in_proj_weight.split([c, 2 * c])
+        b_q, b_kv = self.in_proj_bias.split([c, 2 * c])
+        q = F.linear(x, w_q, b_q)
+        k, v = F.linear(source, w_kv, b_kv).chunk(2, dim=-1)
         heads = lambda t: t.reshape(n, t.shape[1], self.num_heads, c // self.num_heads).transpose(1, 2)
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=causal,
                                              dropout_p=self.dropout if self.training else 0.0)
