@@ -67,9 +67,11 @@ def load_config(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
 
 
 # values declared once at the top level and handed to the model section (a model section that names them too
-# must agree): frame counts for the world model, class table for the tokenizer
+# must agree): frame counts for the world model, class table for the tokenizer, the grid's extent for the plan
+# conditioning (model.plan, when the config has that section)
 _SHARED = (("history_frames", ("history_frames",)), ("future_frames", ("future_frames",)),
-           ("num_classes", ("vae", "num_classes")), ("free_index", ("vae", "free_index")))
+           ("num_classes", ("vae", "num_classes")), ("free_index", ("vae", "free_index")),
+           ("point_cloud_range", ("plan", "point_cloud_range")))
 
 
 def share_declared_once(cfg: dict[str, Any], source: str = "config", overridden: set[str] = frozenset()) \

@@ -12,6 +12,7 @@ Config layout (config/_base_/model_tokyo.py holds the Tokyo values, config/occwo
                          dropout=0.1, num_frames=10),   # num_frames: temporal embeddings = input frames + 1
         pose_encoder=dict(in_channels=13, hidden_channels=256, out_channels=64, num_layers=2),
         pose_decoder=dict(hidden_channels=256, out_channels=13, num_layers=2, num_modes=1),
+        plan=dict(enabled=False, dropout=0.25),  # plan conditioning (model/plan.py); gets point_cloud_range
     )
 
 Derived, not configured: the transformer's token_size (grid / 2**(len(ch_mult)-1)) and n_codes (= vae.n_e),
@@ -25,13 +26,14 @@ from typing import Any
 
 import torch.nn as nn
 
+from .plan import PlanConditioning
 from .pose import PoseDecoder, PoseEncoder
 from .transformer import PlanUAutoRegTransformer
 from .vae import VAERes2D
 from .world_model import TransVQVAE
 
 _WORLD_KEYS = {"type", "history_frames", "future_frames", "pose_mode", "pose_loss_weight", "freeze_vae",
-               "freeze_transformer", "freeze_pose", "vae", "transformer", "pose_encoder", "pose_decoder"}
+               "freeze_transformer", "freeze_pose", "vae", "transformer", "pose_encoder", "pose_decoder", "plan"}
 
 
 def _strip_type(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -70,11 +72,25 @@ def build_model(model_cfg: dict[str, Any]) -> nn.Module:
     d_cfg = _strip_type(cfg["pose_decoder"])
     d_cfg.setdefault("in_channels", transformer.embed_dim)
     pose_decoder = PoseDecoder(**d_cfg)
+    plan = build_plan(cfg.get("plan"), transformer.embed_dim)
     return TransVQVAE(vae, transformer, pose_encoder, pose_decoder,
                       history_frames=cfg["history_frames"], future_frames=cfg["future_frames"],
                       pose_mode=cfg.get("pose_mode", "state"), pose_loss_weight=cfg.get("pose_loss_weight", 0.1),
                       freeze_vae=cfg.get("freeze_vae", True), freeze_transformer=cfg.get("freeze_transformer", False),
-                      freeze_pose=cfg.get("freeze_pose", False))
+                      freeze_pose=cfg.get("freeze_pose", False), plan=plan)
+
+
+def build_plan(plan_cfg: dict[str, Any] | None, embed_dim: int) -> PlanConditioning | None:
+    """model.plan -> PlanConditioning, or None when absent or enabled=False (OccWorld)."""
+    if not plan_cfg:
+        return None
+    plan_cfg = dict(plan_cfg)
+    if not plan_cfg.pop("enabled", False):
+        return None
+    if "point_cloud_range" not in plan_cfg:
+        raise ValueError("model.plan needs point_cloud_range (the token map's extent in metres; a config's top-level "
+                         "point_cloud_range is copied there)")
+    return PlanConditioning(embed_dim, **plan_cfg)
 
 
 def tiny_model_config(grid_size: tuple[int, int, int] = (32, 32, 8), num_classes: int = 14, free_index: int = 0,

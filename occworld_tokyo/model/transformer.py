@@ -239,7 +239,9 @@ class PlanUAutoRegTransformer(nn.Module):
             x = F.pad(x, (dh // 2, dh - dh // 2, dw // 2, dw - dw // 2))
         return x
 
-    def forward(self, tokens: Tensor, pose_tokens: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, tokens: Tensor, pose_tokens: Tensor, query_tokens: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """`query_tokens` (B, F, C, h, w): what the scene queries start from instead of `tokens` (plan conditioning,
+        model/plan.py; None = OccWorld: the same tokens)."""
         b, f, c, h, w = tokens.shape
         if f > self.num_frames - 1:
             raise ValueError(f"{f} frames exceed the transformer's capacity: num_frames={self.num_frames} temporal "
@@ -248,7 +250,8 @@ class PlanUAutoRegTransformer(nn.Module):
             raise ValueError(f"token map {h}x{w} does not match the configured token_size {self.level_sizes[0]}")
         temb = self.temporal_embeddings.weight.to(tokens.dtype)
         ptemb = self.pose_temporal_embeddings.weight.to(pose_tokens.dtype)
-        queries = (tokens + temb[1:f + 1, :, None, None]).flatten(0, 1)   # (B*F, C, h, w), n = b*F + f
+        q_in = tokens if query_tokens is None else query_tokens
+        queries = (q_in + temb[1:f + 1, :, None, None]).flatten(0, 1)     # (B*F, C, h, w), n = b*F + f
         tokens = (tokens + temb[:f, :, None, None]).flatten(0, 1)
         pose_q = pose_tokens + ptemb[1:f + 1]
         pose_t = pose_tokens + ptemb[:f]

@@ -354,7 +354,7 @@ class VAERes2D(nn.Module):
                  attn_resolutions: Sequence[int] = (50,), dropout: float = 0.0, z_channels: int = 128,
                  n_e: int = 512, e_dim: int = 128, beta: float = 1.0, legacy: bool = True,
                  loss_weights: dict | None = None, lovasz_classes: str = "present",
-                 dead_code_restart: dict | None = None, **unused):
+                 dead_code_restart: dict | None = None, class_weights: Sequence[float] | None = None, **unused):
         super().__init__()
         if unused:
             raise TypeError(f"VAERes2D: unknown config keys {sorted(unused)}")
@@ -368,6 +368,13 @@ class VAERes2D(nn.Module):
         self.e_dim, self.n_e = int(e_dim), int(n_e)
         self.loss_weights = {"ce": 10.0, "lovasz": 1.0, "embed": 1.0, **(loss_weights or {})}
         self.lovasz_classes = lovasz_classes
+        if class_weights is not None and (len(class_weights) != num_classes or min(class_weights) <= 0):
+            raise ValueError(f"VAERes2D: class_weights needs {num_classes} positive numbers, one per class id "
+                             f"(got {list(class_weights)})")
+        # not in OccWorld: per-class weights of the reconstruction CE (rare movers; None = unweighted, as released).
+        # Not saved in checkpoints (a setting, not a parameter): the config holds it.
+        self.register_buffer("class_weights", None if class_weights is None else
+                             torch.tensor([float(w) for w in class_weights]), persistent=False)
         self.tokenizer_grid: tuple[int, int, int, int] | None = None
 
         self.class_embeds = nn.Embedding(num_classes, expansion)
@@ -447,7 +454,7 @@ class VAERes2D(nn.Module):
         z_q, embed_loss, indices = self._encode(occ)
         logits = self.decode_latents(z_q)
         target = occ.flatten(0, 1).long()
-        ce = occupancy_ce(logits, target)
+        ce = occupancy_ce(logits, target, self.class_weights)
         lovasz = lovasz_softmax(logits, target, self.lovasz_classes)
         w = self.loss_weights
         loss = w["ce"] * ce + w["lovasz"] * lovasz + w["embed"] * embed_loss

@@ -18,6 +18,12 @@ Pose modes:
   In the rollout the mode is picked by the command of the frame being predicted (`future_commands`, as the
   release's `forward_autoreg_with_pose` uses the true gt_mode), or by the current frame's command when none is given.
 
+Plan conditioning (model/plan.py; `plan` module, off unless configured): the scene queries of frame t start from
+frame t's tokens warped to the planned pose of frame t+1 plus an embedding of that motion. Training feeds the true
+next poses (teacher forcing; `plan.dropout` of the windows run without, as OccWorld); `rollout(..., plan=P)` feeds
+the planned poses P and appends them to the context instead of the predicted ones; `rollout` without a plan is
+OccWorld's (the model's own poses).
+
 The transformer reads the straight-through latents z + sg[z_q - z] of the history (what the release passes on) and,
 in the rollout, the exact codebook rows of the predicted codes.
 """
@@ -30,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .losses import code_ce
+from .plan import PlanConditioning
 from .pose import PoseDecoder, PoseEncoder
 from .transformer import PlanUAutoRegTransformer
 from .vae import VAERes2D
@@ -41,7 +48,7 @@ class TransVQVAE(nn.Module):
     def __init__(self, vae: VAERes2D, transformer: PlanUAutoRegTransformer, pose_encoder: PoseEncoder,
                  pose_decoder: PoseDecoder, history_frames: int, future_frames: int, pose_mode: str = "state",
                  pose_loss_weight: float = 0.1, freeze_vae: bool = True, freeze_transformer: bool = False,
-                 freeze_pose: bool = False):
+                 freeze_pose: bool = False, plan: PlanConditioning | None = None):
         super().__init__()
         if pose_mode not in ("state", "nuscenes"):
             raise ValueError(f"pose_mode must be 'state' or 'nuscenes', got {pose_mode!r}")
@@ -56,7 +63,10 @@ class TransVQVAE(nn.Module):
             raise ValueError(f"history+future-1 = {history_frames + future_frames - 1} input frames need "
                              f"transformer.num_frames >= {history_frames + future_frames} temporal embeddings "
                              f"(got {transformer.num_frames})")
+        if plan is not None and pose_mode != "state":
+            raise ValueError("model.plan needs pose_mode='state' (13-d poses with orientation)")
         self.vae, self.transformer = vae, transformer
+        self.plan = plan
         self.pose_encoder, self.pose_decoder = pose_encoder, pose_decoder
         self.history_frames, self.future_frames = int(history_frames), int(future_frames)
         self.pose_mode, self.pose_loss_weight = pose_mode, float(pose_loss_weight)
@@ -74,6 +84,8 @@ class TransVQVAE(nn.Module):
             frozen.append(self.vae)
         if self.freeze_transformer:
             frozen.append(self.transformer)
+            if self.plan is not None:
+                frozen.append(self.plan)
         if self.freeze_pose:
             frozen += [self.pose_encoder, self.pose_decoder]
         return frozen
@@ -149,8 +161,23 @@ class TransVQVAE(nn.Module):
         tokens = self.vae.vqvae.lookup(codes.flatten(0, 1)).view(b, f, self.vae.e_dim, *codes.shape[2:])
         return self._forward_tokens(tokens, codes, poses)
 
+    @property
+    def plan_conditioned(self) -> bool:
+        return self.plan is not None
+
+    def _plan_queries(self, tokens: Tensor, poses: Tensor, next_poses: Tensor | None) -> Tensor | None:
+        """Scene query inputs from the planned next poses (None: OccWorld's queries). In training, `plan.dropout`
+        of the windows keep the plain tokens."""
+        if self.plan is None or next_poses is None:
+            return None
+        keep = None
+        if self.training and self.plan.dropout > 0:
+            keep = torch.rand(tokens.shape[0], device=tokens.device) >= self.plan.dropout
+        return self.plan(tokens, poses, next_poses, keep)
+
     def _forward_tokens(self, tokens: Tensor, codes: Tensor, poses: Tensor) -> dict[str, Tensor]:
-        logits, feat = self.transformer(tokens[:, :-1], self.pose_encoder(poses[:, :-1].to(tokens.dtype)))
+        queries = self._plan_queries(tokens[:, :-1], poses[:, :-1], poses[:, 1:])
+        logits, feat = self.transformer(tokens[:, :-1], self.pose_encoder(poses[:, :-1].to(tokens.dtype)), queries)
         target = codes[:, 1:]
         ce_codes = code_ce(logits, target)
         pose_loss = self._pose_loss(self.pose_decoder(feat), poses[:, :-1], poses[:, 1:])
@@ -163,23 +190,37 @@ class TransVQVAE(nn.Module):
 
     @torch.no_grad()
     def rollout(self, occ_hist: Tensor, poses_hist: Tensor, n_future: int | None = None,
-                future_commands: Tensor | None = None) -> dict[str, Tensor]:
+                future_commands: Tensor | None = None, plan: Tensor | None = None) -> dict[str, Tensor]:
         """Autoregressive forecast. occ_hist (B, H, X, Y, Z), poses_hist (B, H, pose_dim) (history frames,
         relative to the last one) -> {'occ': (B, n, X, Y, Z) labels, 'poses': (B, n, pose_dim), 'codes':
         (B, n, h, w), 'code_logits': (B, n, n_codes, h, w), 'pose_decoded': (B, n, modes, D)} with
         n = n_future (default: future_frames). Uses the last num_frames - 1 frames as context. nuscenes mode:
         `future_commands` (B, n, 3), the command one-hot of each predicted frame, picks its mode (the release's
-        rollout uses the true gt_mode); without it the current frame's command is kept."""
+        rollout uses the true gt_mode); without it the current frame's command is kept. `plan` (B, n, pose_dim): the
+        planned poses of the predicted frames (relative to the current frame, like poses_hist); needs a
+        plan-conditioned model; they condition the scene and are returned as 'poses'."""
         n_future = self.future_frames if n_future is None else int(n_future)
         if future_commands is not None and (self.pose_mode != "nuscenes" or future_commands.shape[1] < n_future):
             raise ValueError("future_commands: nuscenes pose mode only, one (3,) one-hot per predicted frame")
+        if plan is not None:
+            if self.plan is None:
+                raise ValueError("rollout(plan=...): this model is not plan-conditioned (its config has no "
+                                 "model.plan with enabled=True); forecast without a plan or train with one")
+            if plan.shape[0] != occ_hist.shape[0] or plan.shape[1] < n_future or plan.shape[-1] != self.pose_dim:
+                raise ValueError(f"plan {tuple(plan.shape)}: expected (B={occ_hist.shape[0]}, >= {n_future}, "
+                                 f"{self.pose_dim})")
+            plan = plan.float()
         tokens, codes, _ = self._tokenize(occ_hist)
         poses = poses_hist.float()
         window = self.transformer.num_frames - 1
         new_codes, new_poses, code_logits, decoded = [], [], [], []
         for i in range(n_future):
             ctx_tokens, ctx_poses = tokens[:, -window:], poses[:, -window:]
-            logits, feat = self.transformer(ctx_tokens, self.pose_encoder(ctx_poses.to(ctx_tokens.dtype)))
+            queries = None
+            if plan is not None:
+                next_poses = torch.cat([ctx_poses[:, 1:], plan[:, i:i + 1]], dim=1)
+                queries = self._plan_queries(ctx_tokens, ctx_poses, next_poses)
+            logits, feat = self.transformer(ctx_tokens, self.pose_encoder(ctx_poses.to(ctx_tokens.dtype)), queries)
             next_codes = logits[:, -1].argmax(1)  # (B, h, w)
             next_tokens = self.vae.vqvae.lookup(next_codes).to(tokens.dtype)
             dec = self.pose_decoder(feat[:, -1:])
@@ -187,6 +228,8 @@ class TransVQVAE(nn.Module):
             next_pose = self._next_pose(dec, ctx_poses[:, -1:], command)
             if self.pose_mode == "state":
                 next_pose[..., 3:7] = F.normalize(next_pose[..., 3:7], dim=-1)
+            if plan is not None:
+                next_pose = plan[:, i:i + 1]
             tokens = torch.cat([tokens, next_tokens[:, None]], dim=1)
             poses = torch.cat([poses, next_pose], dim=1)
             new_codes.append(next_codes)
