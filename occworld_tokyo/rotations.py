@@ -59,7 +59,13 @@ def euler_from_quat(q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def quat_yaw(q_xyzw: np.ndarray) -> np.ndarray:
-    """Yaw (rotation about world z, rad) of body -> world quaternions (..., 4)."""
+    """Yaw (rotation about world z, rad) of body -> world quaternions (..., 4). A torch tensor (the model's pose
+    vectors) gives a tensor of its dtype, keeping autograd; anything else float64 numpy."""
+    if type(q_xyzw).__module__.startswith("torch"):
+        import torch
+
+        x, y, z, w = q_xyzw.unbind(-1)
+        return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
     q = np.asarray(q_xyzw, dtype=np.float64)
     x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
     return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))

@@ -107,3 +107,52 @@ def test_forecast_refusals(tmp_path, session_and_checkpoint, capsys):
     assert "--start must be in 0..8" in capsys.readouterr().err
     assert forecast_main(["--checkpoint", str(tmp_path / "nope.pth"), "--session", str(session), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_forecast_along_a_plan_file_and_the_recorded_path(tmp_path, session_and_checkpoint):
+    session, ckpt, _, _ = session_and_checkpoint
+    plan = tmp_path / "plan.json"
+    waypoints = [[1.0 * (k + 1), 0.2 * k, 0.0] for k in range(6)]
+    plan.write_text(json.dumps({"frame": "ego", "waypoints": waypoints}))
+    out = tmp_path / "planned"
+    assert forecast_main(["--checkpoint", str(ckpt), "--session", str(session), "--start", "2", "--plan", str(plan),
+                          "--out", str(out)]) == 0
+    # the written poses are the plan's, in the world frame: waypoint 1 m ahead of the current (frame 5) pose
+    cur = json.loads(layout.pose_path(session, 5).read_text())
+    first = json.loads(layout.pose_path(out, 6).read_text())
+    yaw = float(quat_yaw(np.array([cur["orientation"][k] for k in "xyzw"])))
+    expected = np.array([cur["position"]["x"] + np.cos(yaw), cur["position"]["y"] + np.sin(yaw)])
+    assert np.allclose([first["position"]["x"], first["position"]["y"]], expected, atol=1e-3)
+    assert first["predicted"] is False and json.loads((out / "meta.json").read_text())["plan"] == str(plan)
+    assert not (out / "forecast_bev.png").exists()  # no ground truth along an invented path
+    rec = tmp_path / "recorded"
+    assert forecast_main(["--checkpoint", str(ckpt), "--session", str(session), "--start", "2", "--plan", "recorded",
+                          "--out", str(rec)]) == 0
+    truth = json.loads(layout.pose_path(session, 7).read_text())
+    got = json.loads(layout.pose_path(rec, 7).read_text())
+    assert np.allclose([got["position"][k] for k in "xyz"], [truth["position"][k] for k in "xyz"], atol=1e-3)
+    assert (rec / "forecast_bev.png").is_file()
+
+
+def test_forecast_plan_refusals(tmp_path, session_and_checkpoint, capsys):
+    session, ckpt, _, cfg = session_and_checkpoint
+    plan = tmp_path / "short.json"
+    plan.write_text(json.dumps({"frame": "ego", "waypoints": [[1.0, 0.0, 0.0]]}))
+    args = ["--checkpoint", str(ckpt), "--session", str(session), "--out", str(tmp_path / "o")]
+    assert forecast_main(args + ["--plan", str(plan)]) == 2
+    err = capsys.readouterr().err
+    assert str(plan) in err and "1 waypoints but the model forecasts 6 frames" in err
+    assert forecast_main(args + ["--start", "8", "--plan", "recorded"]) == 2
+    assert "recorded future" in capsys.readouterr().err
+    # a model trained without plan conditioning refuses --plan
+    from occworld_tokyo.model import build_model
+    from occworld_tokyo.training.checkpoint import save_checkpoint
+
+    plain_cfg = json.loads(json.dumps(cfg))
+    plain_cfg["model"]["plan"]["enabled"] = False
+    plain = save_checkpoint(tmp_path / "plain.pth", {"state_dict": build_model(plain_cfg["model"]).state_dict(),
+                                                    "optimizer": {}, "scheduler": {}, "epoch": 1, "global_iter": 1,
+                                                    "config_json": json.dumps(plain_cfg)})
+    assert forecast_main(["--checkpoint", str(plain), "--session", str(session), "--out", str(tmp_path / "p"),
+                          "--plan", "recorded"]) == 2
+    assert "plan-conditioned" in capsys.readouterr().err

@@ -33,13 +33,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from occworld_tokyo.rotations import quat_yaw
+
 MOTION_DIM = 8
 
 
 def pose_yaw(poses: Tensor) -> Tensor:
     """(..., 13) pose vectors -> (...) yaw (rad) of their orientation quaternion (xyzw at [3:7])."""
-    x, y, z, w = poses[..., 3], poses[..., 4], poses[..., 5], poses[..., 6]
-    return torch.atan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+    return quat_yaw(poses[..., 3:7])
 
 
 def _rotate(x: Tensor, y: Tensor, yaw: Tensor) -> tuple[Tensor, Tensor]:

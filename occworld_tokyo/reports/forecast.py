@@ -1,12 +1,19 @@
 """`occworld-tokyo forecast`: roll a trained world model out from any frame of a session.
 
     occworld-tokyo forecast --checkpoint checkpoints/best.pth --session data/tokyo_gazebo/drone_... \
-        [--start N] --out forecast/
+        [--start N] [--plan FILE | --plan recorded] --out forecast/
+
+--plan (a plan-conditioned model, `model.plan.enabled`): the scene the model expects if the ego follows that path.
+FILE is a JSON plan, waypoints in the current ego frame or poses in the world frame (format:
+occworld_tokyo/dataset/plan_file.py); `recorded` is the session's own recorded future path. Without --plan the
+model forecasts its own motion too (OccWorld). The ground-truth row is drawn when the forecast follows the recorded
+path (no plan, or `--plan recorded`) and the session has the future frames.
 
 Frames start .. start + history - 1 are the history (start + history - 1 is the current frame); the model
 predicts the next `future_frames`. Written under --out, in the data format:
     occupancy/NNNNNN_occupancy.npz   `occupancy` (the model's grid; see meta.json) for each predicted frame N
-    poses/NNNNNN.json                the predicted pose in the world frame (pose JSON schema)
+    poses/NNNNNN.json                the forecast's pose in the world frame (pose JSON schema; "predicted": true when
+                                     the model predicted it, false when it is the plan's)
     meta.json                        checkpoint, session, frames, grid of the predictions
     forecast_bev.png, forecast_side.png   ground truth (top row) vs forecast (bottom row), when the session has them
     forecast.gif                     ground truth | forecast, history then future, bird's-eye view
@@ -23,8 +30,9 @@ import numpy as np
 import torch
 
 from occworld_tokyo.dataset.grid_select import select_grid
+from occworld_tokyo.dataset.plan_file import read_plan
 from occworld_tokyo.dataset.poses import poses_to_world
-from occworld_tokyo.dataset.sessions import DataError, read_session
+from occworld_tokyo.dataset.sessions import DataError, read_pose, read_session
 from occworld_tokyo.dataset.windows import OccWindowDataset, SessionPart
 from occworld_tokyo.errors import UserError
 from occworld_tokyo.grid import EgoFrame
@@ -56,27 +64,43 @@ def load_trained(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     return model, cfg
 
 
-def forecast(model: torch.nn.Module, cfg: dict, session_dir: str | Path, start: int = 0) -> dict:
-    """Roll out from frames start .. start + history - 1. Returns history, prediction, ground truth (if the
-    session has the future frames, else None), predicted world poses and the frame indices."""
+def forecast(model: torch.nn.Module, cfg: dict, session_dir: str | Path, start: int = 0,
+             plan: str | Path | None = None) -> dict:
+    """Roll out from frames start .. start + history - 1, without a plan (the model's own motion), along the
+    session's recorded future (`plan='recorded'`) or along a plan file. Returns history, prediction, ground truth
+    (when the session has the future frames and the forecast follows the recorded path, else None), the world
+    poses of the forecast (predicted, or the plan's) and the frame indices."""
     info = read_session(Path(session_dir))
     H, F = model.history_frames, model.future_frames
+    if plan is not None and not getattr(model, "plan_conditioned", False):
+        raise ForecastError("--plan needs a plan-conditioned world model (config model.plan.enabled=True, e.g. "
+                            "config/tiny_finetune.py); this checkpoint forecasts its own motion: drop --plan")
     if not 0 <= start <= info.n_frames - H:
         raise ForecastError(f"--start {start}: the session has {info.n_frames} frames and the model needs {H} "
                             f"history frames, so --start must be in 0..{info.n_frames - H}")
     has_future = start + H + F <= info.n_frames
+    if plan == "recorded" and not has_future:
+        raise ForecastError(f"--plan recorded: the session has {info.n_frames} frames, so the recorded future of "
+                            f"{F} frames exists only for --start <= {info.n_frames - H - F}")
     selection = select_grid(cfg["point_cloud_range"], cfg["voxel_size"], stored=info.grid)
     part = SessionPart(info, start, start + (H + F if has_future else H))
     ds = OccWindowDataset([part], H, F if has_future else 0, selection)
     item = ds[0]
     occ, poses, ego = item["occ"].long(), item["poses"].float(), item["ego"].numpy()
+    plan_poses = None
+    if plan == "recorded":
+        plan_poses = poses[None, H:H + F]
+    elif plan is not None:
+        history = [read_pose(info.path, i) for i in range(start, start + H)]
+        plan_poses = torch.from_numpy(read_plan(plan, history, F, info.rate_hz))[None]
     with torch.no_grad():
-        out = model.rollout(occ[None, :H], poses[None, :H], F)
+        out = model.rollout(occ[None, :H], poses[None, :H], F, plan=plan_poses)
     cur = EgoFrame(*ego[H - 1, :4])
     world = poses_to_world(out["poses"][0].numpy(), cur, float(ego[H - 1, 4]))
     return {
         "history": occ[:H].numpy(), "pred": out["occ"][0].numpy().astype(np.uint8),
-        "gt": occ[H:].numpy() if has_future else None, "poses": world,
+        "gt": occ[H:].numpy() if has_future and plan in (None, "recorded") else None, "poses": world,
+        "plan": None if plan is None else str(plan),
         "frames": list(range(start + H, start + H + F)), "grid": selection.grid, "rate_hz": info.rate_hz,
         "session": info,
     }
@@ -95,12 +119,13 @@ def write_forecast(result: dict, out: Path, checkpoint: str) -> list[Path]:
             "orientation": dict(zip("xyzw", map(float, p["quat"][k]))),
             "velocity": {"linear": dict(zip("xyz", map(float, p["lin_vel"][k]))),
                          "angular": dict(zip("xyz", map(float, p["ang_vel"][k])))},
-            "predicted": True,
+            "predicted": result.get("plan") is None,  # False: the pose is the plan's
         }
         writer.write_json(layout.pose_path(out, frame), record)
     writer.write_json(out / "meta.json", {
         "checkpoint": str(checkpoint), "session": str(result["session"].path), "frames": result["frames"],
-        "grid": result["grid"].to_dict(), "note": "predicted occupancy on the model's grid (see grid)",
+        "grid": result["grid"].to_dict(), "plan": result.get("plan"),
+        "note": "predicted occupancy on the model's grid (see grid); poses: predicted, or the plan's when plan is set",
     })
     pictures = []
     gt, pred, hist = result["gt"], result["pred"], result["history"]
@@ -122,13 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, help="world-model checkpoint written by train.py")
     parser.add_argument("--session", required=True, help="a session folder, e.g. data/tokyo_gazebo/drone_...")
     parser.add_argument("--start", type=int, default=0, help="first history frame (default: %(default)s)")
+    parser.add_argument("--plan", default=None, metavar="FILE|recorded",
+                        help="forecast along this path (plan-conditioned models): a JSON plan file, or `recorded` "
+                             "for the session's own future poses")
     parser.add_argument("--out", required=True, help="folder for the predicted frames and pictures")
     args = parser.parse_args(argv)
     try:
         model, cfg = load_trained(args.checkpoint)
-        result = forecast(model, cfg, args.session, args.start)
+        result = forecast(model, cfg, args.session, args.start, args.plan)
         pictures = write_forecast(result, Path(args.out), args.checkpoint)
-    except (ForecastError, DataError, ValueError, RuntimeError, OSError) as exc:
+    except (UserError, DataError, ValueError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"forecast of frames {result['frames'][0]}..{result['frames'][-1]} written to {args.out}: "

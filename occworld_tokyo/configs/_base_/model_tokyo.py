@@ -45,4 +45,8 @@ model = dict(
     ),
     pose_encoder=dict(in_channels=13, hidden_channels=256, out_channels=64, num_layers=2),
     pose_decoder=dict(hidden_channels=256, out_channels=13, num_layers=2, num_modes=1),
+    # not in OccWorld: plan conditioning (model/plan.py). enabled=True makes the scene forecast follow a planned
+    # path (`forecast --plan`, evaluation method world_model_plan); `dropout` of the training windows run without
+    # the plan so the same model also forecasts unconditioned. point_cloud_range is copied in from the top level.
+    plan=dict(enabled=False, dropout=0.25, hidden_channels=64),
 )
