@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                         "built-in sample district")
         report = generate_sessions(args.output, args.input, spec=spec, workers=args.workers,
                                    strict=args.strict, progress=not args.quiet, cache_dir=args.cache)
-    except (GenerationError, UserError, ValueError, OSError) as exc:  # CityModelError and bad densities are ValueErrors
+    except (UserError, ValueError, OSError) as exc:  # CityModelError and bad densities are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.summary())

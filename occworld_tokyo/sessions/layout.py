@@ -18,9 +18,11 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from occworld_tokyo.errors import UserError
 
-class GenerationError(RuntimeError):
-    """The generation cannot start or go on; the message says why and what to do."""
+
+class GenerationError(UserError):
+    """The generation cannot start or go on; the message says why and what to do (exit 2, one line)."""
 
 
 AGENT_TYPES = ("drone", "rover")

@@ -33,6 +33,9 @@ model = dict(
         # not in OccWorld: every `every` training steps, move the codes chosen less than min_share x their uniform
         # share onto encoder vectors of the batch (against codebook collapse; 0 = off). docs/model.md
         dead_code_restart=dict(every=50, min_share=0.03),
+        # not in OccWorld: weights of the reconstruction CE per class id (occworld_tokyo/labels.py order), e.g. to
+        # keep rare movers through the codebook; None = unweighted, as released
+        class_weights=None,
     ),
     transformer=dict(
         num_layers=2,           # guide: U-Net levels
