@@ -16,6 +16,7 @@ from occworld_tokyo.labels import VEHICLE
 from occworld_tokyo.model import build_model
 from occworld_tokyo.model.build import tiny_model_config
 from occworld_tokyo.training.evaluate import evaluate
+from occworld_tokyo.training.logs import format_metrics
 from occworld_tokyo.training.precision import Precision
 
 PCR = [-12.8, -12.8, -2.0, 12.8, 12.8, 8.0]
@@ -95,6 +96,9 @@ def test_plan_conditioned_model_is_scored_in_both_modes(batches):
         assert key in s, key
     assert not any(k.startswith("plan_world_model_plan") for k in s)
     assert example["pred_plan"].shape == example["pred"].shape == (F, 32, 32, 8)
+    log = format_metrics(metrics)
+    assert "forecast, camera-visible voxels:" in log and "    world_model_plan mIoU 1/2/3s" in log
+    assert "VPQ IoU>0.5" in log and "IoU>0.2" in log
     # the frozen copy-last baseline is an exact reference: its vehicle moved out from under it at 0.5 s, and the
     # mask scores only x >= 0 (voxel rows 16..31), where the vehicle is not: exactly the hand-run metric
     ref = OccupancyMetrics(14, 0, F, 2.0)
