@@ -16,7 +16,7 @@ import numpy as np
 
 from occworld_tokyo.dataset.poses import ego_frames, pose_arrays
 from occworld_tokyo.dataset.sessions import find_sessions, read_occupancy, read_pose
-from occworld_tokyo.evaluation import VPQMetric, copy_last_frame, ego_warp
+from occworld_tokyo.evaluation import VPQMetric, copy_last_frame, ego_warp, threshold_key
 
 THRESHOLDS = (0.5, 0.2)
 
@@ -34,8 +34,7 @@ def main() -> None:
           f"{args.stride} frames")
     print(f"{'agent':6s} {'windows':>7s} {'method':10s} {'IoU thr':>7s} {'VPQ':>6s}  per class")
     for kind in ("rover", "drone"):
-        metrics = {(m, t): VPQMetric(n_steps=F, iou_threshold=t) for m in ("copy_last", "ego_warp")
-                   for t in THRESHOLDS}
+        metrics = {m: VPQMetric(n_steps=F, iou_threshold=THRESHOLDS) for m in ("copy_last", "ego_warp")}
         windows = 0
         for s in (s for s in sessions if s.agent_type == kind):
             grids = [read_occupancy(s.path, i, ("occupancy", "instances")) for i in range(s.n_frames)]
@@ -46,11 +45,11 @@ def main() -> None:
                 now, fut = t0 + H - 1, slice(t0 + H, t0 + H + F)
                 preds = {"copy_last": copy_last_frame(labels[now][None], F),
                          "ego_warp": ego_warp(labels[now], frames[now], frames[fut])}
-                for (method, _), metric in metrics.items():
+                for method, metric in metrics.items():
                     metric.update(preds[method], labels[fut], ids[fut], frames=frames[fut])
                 windows += 1
-        for (method, thr), metric in metrics.items():
-            r = metric.compute()
+        for (method, metric), thr in ((item, t) for item in metrics.items() for t in THRESHOLDS):
+            r = metric.compute()["by_threshold"][threshold_key(thr)]
             per = ", ".join(f"{c} {v:.3f}" if v is not None else f"{c} n/a" for c, v in r["vpq_per_class"].items())
             vpq = "n/a" if r["vpq"] is None else f"{r['vpq']:.3f}"
             print(f"{kind:6s} {windows:7d} {method:10s} {thr:7.1f} {vpq:>6s}  {per}", flush=True)

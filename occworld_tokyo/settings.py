@@ -19,7 +19,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Setting:
     key: str                      # dotted: 'data.samples_per_gpu'
-    kind: str                     # int | float | bool | str | choice | range6 | voxel3 | pair | list | any
+    kind: str                     # int | float | bool | str | choice | range6 | voxel3 | pair | floats | list | any
     default: Any
     lo: float = -math.inf         # inclusive bounds for int / float
     hi: float = math.inf
@@ -52,16 +52,23 @@ class Setting:
         if kind == "pair":
             ok = _numbers(value, 2) and all(self.lo <= v < self.hi for v in value)
             return None if ok else f"must be 2 numbers in [{self.lo:g}, {self.hi:g})"
+        if kind == "floats":
+            ok = isinstance(value, (list, tuple)) and _numbers(value, len(value)) and len(value) > 0 \
+                and len(set(value)) == len(value) and all(self._in_range(float(v)) for v in value)
+            return None if ok else f"must be a non-empty list of different numbers in {self._range_text()}"
         if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
             return "must be an integer"
         if kind == "float" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
             return "must be a number"
-        v = float(value)
+        return None if self._in_range(float(value)) else f"must be in {self._range_text()}"
+
+    def _in_range(self, v: float) -> bool:
         low_ok = v > self.lo if self.open_lo else v >= self.lo
         high_ok = v < self.hi if self.open_hi else v <= self.hi
-        if not (math.isfinite(v) and low_ok and high_ok):
-            return f"must be in {'(' if self.open_lo else '['}{self.lo:g}, {self.hi:g}{')' if self.open_hi else ']'}"
-        return None
+        return math.isfinite(v) and low_ok and high_ok
+
+    def _range_text(self) -> str:
+        return f"{'(' if self.open_lo else '['}{self.lo:g}, {self.hi:g}{')' if self.open_hi else ']'}"
 
 
 def _numbers(value: Any, n: int) -> bool:
@@ -124,8 +131,10 @@ SETTINGS: tuple[Setting, ...] = (
     # evaluation, checkpoints, logging
     S("evaluation.interval", "int", 1, lo=1, hi=1_000_000, doc="validate + epoch_N.pth every N epochs"),
     S("evaluation.max_samples", "int", None, lo=1, optional=True, doc="cap of validation windows (None: all)"),
-    S("evaluation.vpq_iou_threshold", "float", 0.5, lo=0.0, hi=1.0, open_lo=True),
-    S("evaluation.visibility", "choice", None, choices=(None, "camera", "lidar"), optional=True),
+    S("evaluation.vpq_iou_thresholds", "floats", [0.5, 0.2], lo=0.0, hi=1.0, open_lo=True, open_hi=True,
+      doc="VPQ matching IoU thresholds, each scored (0.5 FIERY, 0.2 Cam4DOcc); the first is the headline"),
+    S("evaluation.visibility", "choice", "camera", choices=(None, "camera", "lidar"), optional=True,
+      doc="mask_<visibility> of the data: metrics also over the voxels it marks visible (None: all voxels only)"),
     S("evaluation.agent_box", "list", None, optional=True, doc="ego box for collisions (m; None: metrics default)"),
     S("checkpoint_config.interval_iters", "int", 0, lo=0, doc="> 0: latest.pth every N iterations"),
     S("log_config.interval", "int", 10, lo=1, hi=1_000_000, doc="log line every N iterations"),

@@ -14,12 +14,17 @@ def test_main_job_tiny(tmp_path, capsys):
     report = (out / "report" / "report.md").read_text()
     for method in ("| world_model |", "| copy_last |", "| ego_warp |", "| constant_velocity |"):
         assert method in report
-    assert "Verdict:" in report and "beat" in report
+    assert "### Where the model wins and loses" in report and "comparisons with the baselines" in report
+    assert "Forecast, all voxels (%):" in report and "Forecast, camera-visible voxels (%):" in report
+    assert "| VPQ IoU>0.5 | VPQ IoU>0.2 |" in report
     for row in ("| Train Loss (reconstruction) | < 0.01 |", "| Val Loss | < 0.05 |", "| mIoU | > 0.3 |", "| VPQ | > 0.2 |"):
         assert row in report  # the guide's expected metrics, next to this run's values
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     forecast = metrics["world_model_stage"]["forecast"]
     assert set(forecast) == {"world_model", "copy_last", "ego_warp"}
+    assert set(metrics["world_model_stage"]["forecast_visible"]) == set(forecast)
+    assert set(metrics["world_model_stage"]["vpq"]["ego_warp"]["by_threshold"]) == {"0.5", "0.2"}
+    assert metrics["forecast_comparison"]["comparisons"]
     assert 0.0 <= forecast["world_model"]["miou_avg"] <= 1.0
     assert metrics["tokenizer_stage"]["recon"]["iou"] > 0.0
     book = metrics["tokenizer_stage"]["codebook"]

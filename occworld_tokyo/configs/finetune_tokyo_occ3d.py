@@ -16,6 +16,6 @@ model = dict(type='TransVQVAE', freeze_vae=True, freeze_transformer=False, freez
 optimizer = dict(type='AdamW', lr=1e-4, weight_decay=0.01)
 lr_config = dict(policy='CosineAnnealing', min_lr=1e-6, warmup='linear', warmup_iters=100)
 max_epochs = 50
-evaluation = dict(interval=5, visibility='camera')   # Occ3D evaluates on mask_camera
+evaluation = dict(interval=5, visibility='camera')   # Occ3D scores mask_camera: its numbers are the *_visible keys
 fp16 = dict(enabled=True)
 work_dir = 'checkpoints/occ3d'

@@ -15,6 +15,6 @@ model = dict(type='VAERes2D')
 optimizer = dict(type='AdamW', lr=1e-3, weight_decay=0.01)
 lr_config = dict(policy='CosineAnnealing', min_lr=1e-6, warmup='linear', warmup_iters=200)
 max_epochs = 50
-evaluation = dict(interval=5, visibility='camera')   # Occ3D evaluates on mask_camera
+evaluation = dict(interval=5, visibility='camera')   # Occ3D scores mask_camera: its numbers are the *_visible keys
 fp16 = dict(enabled=True)
 work_dir = 'checkpoints/occ3d/tokenizer'

@@ -1,12 +1,15 @@
-"""Evaluation: forecast mIoU/IoU, VPQ, planning L2/collision and the two baselines (docs/metrics.md)."""
+"""Evaluation: forecast mIoU/IoU, VPQ (all voxels and camera-visible), planning L2/collision and the two baselines
+(docs/metrics.md)."""
 
 from .baselines import copy_last_frame, ego_warp, warp_frame
 from .occupancy_metrics import OccupancyMetrics, ReconstructionMetrics, confusion_matrix, reconstruction_metrics
 from .planning import OBSTACLE_CLASSES, PlanningMetrics, planning_metrics
-from .vpq import VPQMetric
+from .visible import AllAndVisible, split_results
+from .vpq import VPQMetric, threshold_key
 
 __all__ = [
     "OccupancyMetrics", "ReconstructionMetrics", "confusion_matrix", "reconstruction_metrics",
-    "VPQMetric", "PlanningMetrics", "planning_metrics", "OBSTACLE_CLASSES",
+    "VPQMetric", "threshold_key", "AllAndVisible", "split_results",
+    "PlanningMetrics", "planning_metrics", "OBSTACLE_CLASSES",
     "copy_last_frame", "ego_warp", "warp_frame",
 ]

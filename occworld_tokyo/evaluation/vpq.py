@@ -20,10 +20,16 @@ Instances (docs/metrics.md has the full story):
     (IoU > 0 required), in grid coordinates.
   Callers with their own instance ids can pass `pred_instances` and skip both steps.
 - matching at each frame: same class, IoU > `iou_threshold` (default 0.5, FIERY; Cam4DOcc uses 0.2 in 3D),
-  one-to-one by Hungarian assignment maximising IoU (unique anyway when the threshold is >= 0.5);
+  one-to-one by Hungarian assignment maximising IoU (unique anyway when the threshold is >= 0.5). Several
+  thresholds (`iou_threshold=(0.5, 0.2)`) are scored in one pass: instances and tracks do not depend on the
+  threshold, only the matching (and so the ID-switch references) does; the first one is the headline;
 - temporal consistency: if a ground-truth instance is matched to a different predicted id than at its
   previous match within the same rollout, that pair is an ID switch and counts as one FP and one FN (no TP,
   no IoU); the new id becomes the reference for the next frames.
+- visibility `mask` (e.g. Occ3D's mask_camera): voxels outside it count as free in BOTH prediction and ground
+  truth before any instance is formed, so an instance wholly outside is dropped, a partly visible one keeps
+  only its visible voxels (and is dropped when they are fewer than `min_voxels`), and a predicted component
+  cut by the mask border may split in two.
 """
 
 from __future__ import annotations
@@ -196,19 +202,76 @@ class InstanceTracker:
         self.tracks = new_tracks
 
 
-class VPQMetric:
-    """FIERY VPQ over the thing classes, accumulated over rollouts (see the module docstring)."""
+@dataclass
+class _Scores:
+    """VPQ counts at one IoU threshold, each (n_steps, n_classes), and the ID-switch references
+    ((class, gt id) -> predicted id at its latest match) of the rollout being scored."""
 
-    def __init__(self, thing_classes: Sequence[int] = DYNAMIC_IDS, iou_threshold: float = 0.5, n_steps: int = 6,
+    threshold: float
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+    id_switches: np.ndarray
+    iou_sum: np.ndarray
+    gt_segments: np.ndarray
+    last_match: dict = field(default_factory=dict)
+
+    @staticmethod
+    def zeros(threshold: float, shape: tuple[int, int]) -> "_Scores":
+        counts = [np.zeros(shape, dtype=np.int64) for _ in range(4)]  # tp, fp, fn, id_switches
+        return _Scores(threshold, *counts, np.zeros(shape, dtype=np.float64), np.zeros(shape, dtype=np.int64))
+
+    def score_frame(self, t: int, ci: int, c: int, iou: np.ndarray, gsegs: Segments, psegs: Segments) -> None:
+        pairs = match_by_iou(iou, self.threshold)
+        tp = fp = fn = sw = 0
+        iou_sum = 0.0
+        for g, p in pairs:
+            key, pid = (c, int(gsegs.ids[g])), int(psegs.ids[p])
+            if key in self.last_match and self.last_match[key] != pid:
+                sw += 1
+                fp += 1
+                fn += 1
+            else:
+                tp += 1
+                iou_sum += float(iou[g, p])
+            self.last_match[key] = pid
+        fp += psegs.n - len(pairs)
+        fn += gsegs.n - len(pairs)
+        self.tp[t, ci] += tp
+        self.fp[t, ci] += fp
+        self.fn[t, ci] += fn
+        self.id_switches[t, ci] += sw
+        self.iou_sum[t, ci] += iou_sum
+        self.gt_segments[t, ci] += gsegs.n
+
+
+def threshold_key(threshold: float) -> str:
+    """The key of one IoU threshold in `by_threshold` (and in the metrics JSON): 0.5 -> '0.5'."""
+    return f"{float(threshold):g}"
+
+
+class VPQMetric:
+    """FIERY VPQ over the thing classes, accumulated over rollouts (see the module docstring).
+
+    `iou_threshold`: one threshold or several (the first is the headline; `compute()` reports it at the top
+    level and every threshold under `by_threshold`)."""
+
+    def __init__(self, thing_classes: Sequence[int] = DYNAMIC_IDS, iou_threshold: float | Sequence[float] = 0.5,
+                 n_steps: int = 6,
                  min_voxels: int = 2, connectivity: int = 26, tracking: str = "centroid",
                  max_track_distance: float = 10.0, max_age: int = 1, grid: GridSpec = DEFAULT_GRID,
                  class_names: dict[int, str] | None = None) -> None:
         if tracking not in ("centroid", "overlap"):
             raise ValueError("tracking must be 'centroid' or 'overlap'")
-        if not 0.0 <= iou_threshold < 1.0:
-            raise ValueError("iou_threshold must be in [0, 1)")
+        thresholds = (iou_threshold,) if isinstance(iou_threshold, (int, float)) else tuple(iou_threshold)
+        if not thresholds or not all(0.0 <= float(t) < 1.0 for t in thresholds):
+            raise ValueError(f"iou_threshold must be a number in [0, 1) or a non-empty list of them, "
+                             f"got {iou_threshold!r}")
+        if len({threshold_key(t) for t in thresholds}) != len(thresholds):
+            raise ValueError(f"iou_threshold lists a threshold twice: {iou_threshold!r}")
         self.thing_classes = tuple(int(c) for c in thing_classes)
-        self.iou_threshold = iou_threshold
+        self.iou_thresholds = tuple(float(t) for t in thresholds)
+        self.iou_threshold = self.iou_thresholds[0]  # the headline
         self.n_steps = n_steps
         self.min_voxels = max(1, int(min_voxels))
         self.connectivity = connectivity
@@ -222,24 +285,24 @@ class VPQMetric:
 
     def reset(self) -> None:
         shape = (self.n_steps, len(self.thing_classes))
-        self.tp = np.zeros(shape, dtype=np.int64)
-        self.fp = np.zeros(shape, dtype=np.int64)
-        self.fn = np.zeros(shape, dtype=np.int64)
-        self.id_switches = np.zeros(shape, dtype=np.int64)
-        self.iou_sum = np.zeros(shape, dtype=np.float64)
-        self.gt_segments = np.zeros(shape, dtype=np.int64)
+        self.scores = [_Scores.zeros(t, shape) for t in self.iou_thresholds]
         self.sequences_per_step = np.zeros(self.n_steps, dtype=np.int64)
 
     # ----------------------------------------------------------------- update
     def update(self, pred_labels: Any, gt_labels: Any, gt_instances: Any, pred_instances: Any = None,
-               frames: Sequence[EgoFrame] | Sequence[Sequence[EgoFrame]] | None = None) -> None:
-        """One rollout (T, X, Y, Z) or a batch (B, T, X, Y, Z); `frames` per step (or per sample and step)."""
-        pred, gt, inst, pinst = (to_numpy(a) for a in (pred_labels, gt_labels, gt_instances, pred_instances))
+               frames: Sequence[EgoFrame] | Sequence[Sequence[EgoFrame]] | None = None, mask: Any = None) -> None:
+        """One rollout (T, X, Y, Z) or a batch (B, T, X, Y, Z); `frames` per step (or per sample and step);
+        `mask` bool of the same shape (True = visible; None = all voxels; module docstring)."""
+        pred, gt, inst, pinst, mask = (to_numpy(a) for a in (pred_labels, gt_labels, gt_instances, pred_instances,
+                                                               mask))
         if pred.shape != gt.shape or inst.shape != gt.shape or (pinst is not None and pinst.shape != gt.shape):
             raise ValueError("pred_labels, gt_labels, gt_instances (and pred_instances) must have one shape")
+        if mask is not None and mask.shape != gt.shape:
+            raise ValueError(f"mask shape {mask.shape} != gt_labels shape {gt.shape}")
         if pred.ndim == 4:
             pred, gt, inst = pred[None], gt[None], inst[None]
             pinst = None if pinst is None else pinst[None]
+            mask = None if mask is None else mask[None]
             frames = None if frames is None else [frames]
         if pred.ndim != 5:
             raise ValueError(f"expected (T, X, Y, Z) or (B, T, X, Y, Z), got {pred.shape}")
@@ -247,30 +310,34 @@ class VPQMetric:
             raise ValueError(f"{pred.shape[1]} steps given, metric built for n_steps={self.n_steps}")
         for b in range(pred.shape[0]):
             self._update_sequence(pred[b], gt[b], inst[b], None if pinst is None else pinst[b],
-                                  None if frames is None else frames[b])
+                                  None if frames is None else frames[b], None if mask is None else mask[b])
 
-    def _thing_voxels(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Flat indices and labels of the voxels of any thing class in one frame."""
+    def _thing_voxels(self, labels: np.ndarray, visible: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Flat indices and labels of the (visible) voxels of any thing class in one frame."""
         lut = np.zeros(max(int(labels.max()) + 1, max(self.thing_classes) + 1), dtype=bool)
         lut[list(self.thing_classes)] = True
         flat = np.flatnonzero(lut[labels.reshape(-1)])
+        if visible is not None:
+            flat = flat[visible.reshape(-1)[flat].astype(bool, copy=False)]
         return flat, labels.reshape(-1)[flat]
 
     def _update_sequence(self, pred: np.ndarray, gt: np.ndarray, inst: np.ndarray, pinst: np.ndarray | None,
-                         frames: Sequence[EgoFrame] | None) -> None:
+                         frames: Sequence[EgoFrame] | None, mask: np.ndarray | None) -> None:
         n_t = pred.shape[0]
         if frames is not None and len(frames) != n_t:
             raise ValueError("frames must have one EgoFrame per step")
         shape = tuple(pred.shape[1:])
         trackers = {c: InstanceTracker(self.tracking, self.max_track_distance, self.max_age)
                     for c in self.thing_classes}
-        last_match: dict[tuple[int, int], int] = {}  # (class, gt id) -> predicted id at its latest match
+        for scores in self.scores:
+            scores.last_match = {}  # each rollout starts fresh
         next_id = 1
         for t in range(n_t):
             self.sequences_per_step[t] += 1
-            g_flat, g_lab = self._thing_voxels(gt[t])
+            visible = None if mask is None else mask[t]
+            g_flat, g_lab = self._thing_voxels(gt[t], visible)
             g_ids = inst[t].reshape(-1)[g_flat].astype(np.int64)
-            p_flat, p_lab = self._thing_voxels(pred[t])
+            p_flat, p_lab = self._thing_voxels(pred[t], visible)
             for ci, c in enumerate(self.thing_classes):
                 sel = g_lab == c
                 gsegs = segments_from_ids(g_flat[sel], g_ids[sel], self.min_voxels)
@@ -283,32 +350,9 @@ class VPQMetric:
                     cen = segment_centroids(comps, shape, self.grid, None if frames is None else frames[t])
                     _, next_id = trackers[c].assign(comps, cen, next_id)
                     psegs = comps
-                self._score_frame(t, ci, c, gsegs, psegs, last_match)
-
-    def _score_frame(self, t: int, ci: int, c: int, gsegs: Segments, psegs: Segments,
-                     last_match: dict[tuple[int, int], int]) -> None:
-        iou = iou_matrix(gsegs, psegs)
-        pairs = match_by_iou(iou, self.iou_threshold)
-        tp = fp = fn = sw = 0
-        iou_sum = 0.0
-        for g, p in pairs:
-            key, pid = (c, int(gsegs.ids[g])), int(psegs.ids[p])
-            if key in last_match and last_match[key] != pid:
-                sw += 1
-                fp += 1
-                fn += 1
-            else:
-                tp += 1
-                iou_sum += float(iou[g, p])
-            last_match[key] = pid
-        fp += psegs.n - len(pairs)
-        fn += gsegs.n - len(pairs)
-        self.tp[t, ci] += tp
-        self.fp[t, ci] += fp
-        self.fn[t, ci] += fn
-        self.id_switches[t, ci] += sw
-        self.iou_sum[t, ci] += iou_sum
-        self.gt_segments[t, ci] += gsegs.n
+                iou = iou_matrix(gsegs, psegs)
+                for scores in self.scores:
+                    scores.score_frame(t, ci, c, iou, gsegs, psegs)
 
     # ---------------------------------------------------------------- compute
     @staticmethod
@@ -317,6 +361,17 @@ class VPQMetric:
         return float(iou_sum / denom) if denom > 0 else None
 
     def compute(self) -> dict:
+        """The headline threshold's result at the top level (`settings.iou_threshold` says which), with
+        `settings` and `by_threshold`: {threshold_key(t): the same result at t} for every threshold."""
+        out = self._compute_one(self.scores[0])
+        out["settings"] = {"iou_threshold": self.iou_threshold, "iou_thresholds": list(self.iou_thresholds),
+                           "min_voxels": self.min_voxels, "connectivity": self.connectivity,
+                           "tracking": self.tracking, "max_track_distance": self.max_track_distance,
+                           "max_age": self.max_age}
+        out["by_threshold"] = {threshold_key(s.threshold): self._compute_one(s) for s in self.scores}
+        return out
+
+    def _compute_one(self, sc: _Scores) -> dict:
         steps = [t for t in range(self.n_steps) if self.sequences_per_step[t] > 0]
         names = [self.class_names[c] for c in self.thing_classes]
         S = np.asarray(steps, dtype=np.int64)
@@ -324,22 +379,20 @@ class VPQMetric:
         per_class_step = {}
         counts = {}
         for ci, name in enumerate(names):
-            per_class[name] = self._ratio(self.iou_sum[S, ci].sum(), self.tp[S, ci].sum(), self.fp[S, ci].sum(),
-                                          self.fn[S, ci].sum())
-            per_class_step[name] = [self._ratio(self.iou_sum[t, ci], self.tp[t, ci], self.fp[t, ci], self.fn[t, ci])
+            per_class[name] = self._ratio(sc.iou_sum[S, ci].sum(), sc.tp[S, ci].sum(), sc.fp[S, ci].sum(),
+                                          sc.fn[S, ci].sum())
+            per_class_step[name] = [self._ratio(sc.iou_sum[t, ci], sc.tp[t, ci], sc.fp[t, ci], sc.fn[t, ci])
                                     for t in steps]
-            counts[name] = {"tp": int(self.tp[S, ci].sum()), "fp": int(self.fp[S, ci].sum()),
-                            "fn": int(self.fn[S, ci].sum()), "id_switches": int(self.id_switches[S, ci].sum()),
-                            "gt_segments": int(self.gt_segments[S, ci].sum())}
+            counts[name] = {"tp": int(sc.tp[S, ci].sum()), "fp": int(sc.fp[S, ci].sum()),
+                            "fn": int(sc.fn[S, ci].sum()), "id_switches": int(sc.id_switches[S, ci].sum()),
+                            "gt_segments": int(sc.gt_segments[S, ci].sum())}
         out: dict[str, Any] = {
-            "tp": int(self.tp.sum()), "fp": int(self.fp.sum()), "fn": int(self.fn.sum()),
-            "id_switches": int(self.id_switches.sum()), "gt_segments": int(self.gt_segments.sum()),
+            "iou_threshold": sc.threshold,
+            "tp": int(sc.tp.sum()), "fp": int(sc.fp.sum()), "fn": int(sc.fn.sum()),
+            "id_switches": int(sc.id_switches.sum()), "gt_segments": int(sc.gt_segments.sum()),
             "steps": steps, "counts_per_class": counts,
-            "settings": {"iou_threshold": self.iou_threshold, "min_voxels": self.min_voxels,
-                         "connectivity": self.connectivity, "tracking": self.tracking,
-                         "max_track_distance": self.max_track_distance, "max_age": self.max_age},
         }
-        if self.gt_segments.sum() == 0:
+        if sc.gt_segments.sum() == 0:
             out.update(vpq=None, vpq_pooled=None, vpq_per_step=[None for _ in steps],
                        vpq_per_class={n: None for n in names}, vpq_per_class_per_step={n: [None for _ in steps] for n in names},
                        note=("the ground truth has no thing instances: VPQ is undefined "
@@ -349,11 +402,11 @@ class VPQMetric:
         out["vpq_per_class_per_step"] = per_class_step
         valid = [v for v in per_class.values() if v is not None]
         out["vpq"] = float(np.mean(valid)) if valid else None
-        out["vpq_pooled"] = self._ratio(self.iou_sum[S].sum(), self.tp[S].sum(), self.fp[S].sum(), self.fn[S].sum())
+        out["vpq_pooled"] = self._ratio(sc.iou_sum[S].sum(), sc.tp[S].sum(), sc.fp[S].sum(), sc.fn[S].sum())
         per_step = []
         for k in range(len(steps)):
             vals = [per_class_step[n][k] for n in names if per_class_step[n][k] is not None]
-            has_gt = self.gt_segments[steps[k]].sum() > 0
+            has_gt = sc.gt_segments[steps[k]].sum() > 0
             per_step.append(float(np.mean(vals)) if vals and has_gt else None)
         out["vpq_per_step"] = per_step
         return out

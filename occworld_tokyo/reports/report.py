@@ -17,11 +17,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from occworld_tokyo.reports.comparison import (HORIZONS, comparison_json, forecast_tables,  # noqa: E402
+                                               pct as _pct, wins_and_losses)
 from occworld_tokyo.reports.figures import bev_image, side_view  # noqa: E402
 from occworld_tokyo.sessions import layout  # noqa: E402
-
-METHODS = ("world_model", "copy_last", "ego_warp")
-HORIZONS = ("1s", "2s", "3s", "avg")
 
 
 def latest_metrics(work_dir: Path) -> dict | None:
@@ -95,45 +94,32 @@ def loss_figure(checkpoints: Path, out: Path) -> str | None:
     return "losses.png"
 
 
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}"
-
-
 def results_tables(wm: dict, tok: dict | None) -> tuple[list[str], list[str]]:
-    """Markdown tables and a plain-words verdict."""
-    lines = ["| method | mIoU 1 s | 2 s | 3 s | avg | IoU 1 s | 2 s | 3 s | avg | VPQ |", "|---" * 10 + "|"]
-    fc, vpq = wm.get("forecast", {}), wm.get("vpq", {})
-    for m in METHODS:
-        if m not in fc:
-            continue
-        f = fc[m]
-        row = [_pct(f.get(f"miou_{h}")) for h in HORIZONS] + [_pct(f.get(f"iou_{h}")) for h in HORIZONS]
-        lines.append(f"| {m} | " + " | ".join(row) + f" | {_pct(vpq.get(m, {}).get('vpq'))} |")
-    lines += ["", "| planning | L2 1 s (m) | 2 s | 3 s | avg | collision rate |", "|---" * 6 + "|"]
+    """Markdown tables (forecast of every method over all and visible voxels, planning, reconstruction) and the
+    plain-words "where the model wins and loses" lines (reports/comparison.py)."""
+    lines = forecast_tables(wm)
+    lines += ["Planning: the unconditioned world model's own predicted path beside two baselines (the plan-conditioned "
+              "mode is not scored here: its path is the plan it was given).", "",
+              "| planning | L2 1 s (m) | 2 s | 3 s | avg | collision rate |", "|---" * 6 + "|"]
     for m, p in wm.get("planning", {}).items():
         lines.append(f"| {m} | " + " | ".join(f"{p.get(f'l2_{h}', float('nan')):.2f}" for h in HORIZONS)
                      + f" | {100 * p.get('collision_rate', float('nan')):.1f} % |")
-    rec = [("tokenizer, validation frames (stage 1)", (tok or {}).get("recon")),
-           ("tokenizer, future frames (ceiling of the forecast)", wm.get("recon_future"))]
-    lines += ["", "| reconstruction | mIoU | IoU |", "|---|---|---|"]
-    lines += [f"| {name} | {_pct(r.get('miou'))} | {_pct(r.get('iou'))} |" for name, r in rec if r]
+    vis = f"{wm.get('visibility') or (tok or {}).get('visibility') or 'mask'}-visible"
+    rec = [("tokenizer, validation frames (stage 1)", (tok or {}).get("recon"), (tok or {}).get("recon_visible")),
+           ("tokenizer, future frames (ceiling of the forecast)", wm.get("recon_future"),
+            wm.get("recon_future_visible"))]
+    with_vis = any(v for _, _, v in rec)  # older metrics files have no visible reconstruction
+    lines += ["", "| reconstruction | mIoU | IoU |" + (f" mIoU, {vis} | IoU, {vis} |" if with_vis else ""),
+              "|---" * (5 if with_vis else 3) + "|"]
+    lines += [f"| {name} | {_pct(r.get('miou'))} | {_pct(r.get('iou'))} |"
+              + (f" {_pct((v or {}).get('miou'))} | {_pct((v or {}).get('iou'))} |" if with_vis else "")
+              for name, r, v in rec if r]
     book = (tok or {}).get("codebook")
     if book:
         lines += ["", f"Tokenizer codebook on the validation frames: {book['codes_used']:.0f} of {book['n_e']} codes "
                       f"used, perplexity {book['code_perplexity']:.1f} (a handful of codes = a collapsed codebook; "
                       "docs/model.md)."]
-    verdict = []
-    for key, label in (("miou_avg", "mIoU (avg of 1/2/3 s)"), ("iou_avg", "IoU (avg of 1/2/3 s)")):
-        scores = {m: fc[m].get(key) for m in METHODS if m in fc and fc[m].get(key) is not None}
-        if scores:
-            best = max(scores, key=scores.get)
-            wmv = scores.get("world_model")
-            others = {m: v for m, v in scores.items() if m != "world_model"}
-            if wmv is not None and others:
-                best_base = max(others, key=others.get)
-                word = "beats" if wmv > others[best_base] else "does NOT beat"
-                verdict.append(f"- {label}: the world model ({_pct(wmv)}) {word} the best baseline "
-                               f"{best_base} ({_pct(others[best_base])}); best overall: {best}.")
+    verdict = wins_and_losses(wm)
     return lines, verdict
 
 
@@ -188,8 +174,14 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
            "## Results (validation)", "",
            f"Forecast of {wm['val_samples']} validation windows after epoch {wm.get('epoch')}: history "
            "4 frames, 6 future frames at 2 Hz (1 s / 2 s / 3 s = steps 2 / 4 / 6); mIoU over non-free classes and "
-           "binary IoU in %, VPQ in % (FIERY, moving classes; docs/metrics.md).", "", *tables, "", "Verdict:", "",
-           *(verdict or ["- no forecast metrics"]), ""]
+           "binary IoU in %, VPQ in % (FIERY, moving classes, matched at IoU > 0.5 and > 0.2; docs/metrics.md), "
+           "over every voxel and over the voxels the camera sees (Occ3D's convention). `world_model` forecasts "
+           "without being told the path (OccWorld); `world_model_plan` (a plan-conditioned model only) forecasts "
+           "given the true future path, the planner's question \"what will the scene look like if I follow this "
+           "path?\"; `copy_last` repeats the last frame, `ego_warp` moves it by the true ego motion.", "", *tables,
+           "", "### Where the model wins and loses", "",
+           "Each world-model mode against each baseline (and the plan mode against the unconditioned one), per "
+           "horizon, in percentage points (mode minus opponent):", "", *verdict, ""]
     md += ["The guide's expected metrics (its \"good values\"), as this run measures them (docs/training.md):", "",
            *guide, ""]
     if wm.get("notes"):
@@ -202,6 +194,7 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
         md += [f"Predicted frames in the data format: `{forecast_dir}`.", ""]
     md += ["## Time", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
     (out / "metrics.json").write_text(json.dumps({"world_model_stage": wm, "tokenizer_stage": tok,
+                                                  "forecast_comparison": comparison_json(wm),
                                                   "timings_s": timings}, indent=2, default=str) + "\n")
     path = out / "report.md"
     path.write_text("\n".join(md) + "\n")

@@ -3,13 +3,19 @@
 Tokenizer stage: validation loss terms and reconstruction mIoU / IoU.
 World-model stage, per validation window (history H, future F):
 - validation loss terms (teacher forcing, as in training);
-- the model's autoregressive rollout from the H history frames -> F forecast frames and poses;
+- the model's autoregressive rollout from the H history frames -> F forecast frames and poses (`world_model`,
+  OccWorld's unconditioned mode); for a plan-conditioned model (`model.plan_conditioned`) also the rollout
+  conditioned on the ground-truth future poses (`world_model_plan`: "what will the scene look like if I follow
+  this path?");
 - baselines on the same windows: `copy_last` (last observed frame repeated) and `ego_warp` (last frame
   warped by the ground-truth future ego motion); planning baseline `constant_velocity` (the current velocity
   extrapolated); the copy-last occupancy baseline's planning counterpart is standing still (`stationary`);
-- for each: OccupancyMetrics (mIoU over non-free classes and binary IoU per step, at 1/2/3 s and averaged),
-  VPQMetric (FIERY VPQ on the dynamic classes; predicted instances = tracked connected components),
-  PlanningMetrics for paths (L2 at 1/2/3 s, collision of the path's box with the ground-truth occupancy);
+- for each forecast: OccupancyMetrics (mIoU over non-free classes and binary IoU per step, at 1/2/3 s and
+  averaged) and VPQMetric (FIERY VPQ on the dynamic classes at every `evaluation.vpq_iou_thresholds`; predicted
+  instances = tracked connected components), each over all voxels and, with `evaluation.visibility`, over the
+  voxels its mask marks visible (keys `*_visible`);
+- PlanningMetrics for paths (L2 at 1/2/3 s, collision of the path's box with the ground-truth occupancy): the
+  unconditioned rollout's predicted poses only (the plan-conditioned rollout's path IS the plan);
 - the tokenizer's reconstruction of the future frames (the ceiling any forecast through it can reach).
 Runs on one process (rank 0) over the whole validation set (or `evaluation.max_samples` windows).
 """
@@ -47,7 +53,7 @@ def evaluate(model: torch.nn.Module, loader, stage: str, grid: GridSpec, rate_hz
              precision: Precision, eval_cfg: dict, num_classes: int, free_index: int,
              max_samples: int | None = None, log=print) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Returns (metrics dict, example arrays for pictures: 'gt', 'pred' (T, X, Y, Z) of the first window)."""
-    from occworld_tokyo.evaluation import OccupancyMetrics, ReconstructionMetrics
+    from occworld_tokyo.evaluation import AllAndVisible, ReconstructionMetrics
 
     was_training = model.training
     model.eval()
@@ -55,8 +61,8 @@ def evaluate(model: torch.nn.Module, loader, stage: str, grid: GridSpec, rate_hz
     sums: dict[str, float] = {}
     n = 0
     example: dict[str, np.ndarray] = {}
-    visibility = bool(eval_cfg.get("visibility"))
-    recon = ReconstructionMetrics(num_classes, free_index)
+    visibility = eval_cfg.get("visibility")
+    recon = AllAndVisible(lambda: ReconstructionMetrics(num_classes, free_index), bool(visibility))
     if stage == "tokenizer":
         from occworld_tokyo.model.vae import codebook_usage
 
@@ -67,38 +73,59 @@ def evaluate(model: torch.nn.Module, loader, stage: str, grid: GridSpec, rate_hz
                 out = model.forward_train(occ)
             b = occ.shape[0]
             _accumulate(sums, out, b)
-            mask = batch["visible"].to(device) if visibility else None
-            recon.update(out["pred"], occ, mask)
+            recon.update(out["pred"], occ, mask=_visible(batch, visibility, device))
             code_counts += torch.bincount(out["indices"].flatten().cpu(), minlength=model.n_e)
             if not example:
                 example = {"gt": occ[0].cpu().numpy(), "pred": out["pred"][0].cpu().numpy()}
             n += b
             if max_samples and n >= max_samples:
                 break
-        metrics = {**_mean_losses(sums, n), "recon": recon.compute(),
+        metrics = {**_mean_losses(sums, n),
                    "codebook": {"n_e": model.n_e, **codebook_usage(None, model.n_e, code_counts)}}
+        _put(metrics, "recon", *recon.compute())
     else:
         metrics, example, n = _evaluate_world_model(model, loader, grid, rate_hz, device, precision, eval_cfg,
                                                     num_classes, free_index, max_samples, recon)
+    metrics["visibility"] = visibility
     metrics["val_samples"] = n
     metrics["eval_seconds"] = time.perf_counter() - t0
     model.train(was_training)
     return metrics, example
 
 
+def _visible(batch: dict, visibility: str | None, device, frames: slice = slice(None)):
+    """The batch's visibility mask (True = visible) of the evaluated frames, or None when none is evaluated."""
+    if not visibility or "visible" not in batch:
+        return None
+    return batch["visible"][:, frames].to(device)
+
+
+def _put(metrics: dict, key: str, all_voxels: Any, visible: Any) -> None:
+    """metrics[key] = the all-voxel result; metrics[key + '_visible'] = the masked one when there is one."""
+    metrics[key] = all_voxels
+    if visible is not None:
+        metrics[f"{key}_visible"] = visible
+
+
 def _evaluate_world_model(model, loader, grid: GridSpec, rate_hz: float, device, precision: Precision,
                           eval_cfg: dict, num_classes: int, free_index: int, max_samples: int | None, recon):
-    from occworld_tokyo.evaluation import OccupancyMetrics, PlanningMetrics, VPQMetric, copy_last_frame, ego_warp
+    from occworld_tokyo.evaluation import (AllAndVisible, OccupancyMetrics, PlanningMetrics, VPQMetric,
+                                           copy_last_frame, ego_warp, split_results)
     from occworld_tokyo.evaluation.planning import DEFAULT_AGENT_BOX
 
     H, F = model.history_frames, model.future_frames
-    methods = ["world_model", "copy_last", "ego_warp"]
-    occ_m = {m: OccupancyMetrics(num_classes, free_index, F, rate_hz) for m in methods}
-    vpq_kw = dict(iou_threshold=float(eval_cfg["vpq_iou_threshold"]), n_steps=F, grid=grid)
-    vpq_m = {m: VPQMetric(**vpq_kw) for m in methods}
+    plan_mode = bool(getattr(model, "plan_conditioned", False))
+    methods = ["world_model"] + (["world_model_plan"] if plan_mode else []) + ["copy_last", "ego_warp"]
+    visibility = eval_cfg.get("visibility")
+    occ_m = {m: AllAndVisible(lambda: OccupancyMetrics(num_classes, free_index, F, rate_hz), bool(visibility))
+             for m in methods}
+    thresholds = [float(t) for t in eval_cfg["vpq_iou_thresholds"]]
+    vpq_m = {m: AllAndVisible(lambda: VPQMetric(iou_threshold=thresholds, n_steps=F, grid=grid), bool(visibility))
+             for m in methods}
     box = eval_cfg["agent_box"] or DEFAULT_AGENT_BOX  # None: the metrics default
     plan_m = {m: PlanningMetrics(F, rate_hz, grid, box) for m in ("world_model", "constant_velocity", "stationary")}
     notes: list[str] = []
+    scored: set[str] = set()
     sums: dict[str, float] = {}
     n = 0
     example: dict[str, np.ndarray] = {}
@@ -108,13 +135,16 @@ def _evaluate_world_model(model, loader, grid: GridSpec, rate_hz: float, device,
         with precision.autocast():
             out = model.forward_train(occ, poses)
             roll = model.rollout(occ[:, :H], poses[:, :H], F)
+            roll_plan = model.rollout(occ[:, :H], poses[:, :H], F, plan=poses[:, H:]) if plan_mode else None
         B = occ.shape[0]
         _accumulate(sums, out, B)
         gt = occ[:, H:]
-        mask = batch["visible"][:, H:].to(device) if "visible" in batch and eval_cfg.get("visibility") else None
+        mask = _visible(batch, visibility, device, slice(H, None))
         ego = batch["ego"].numpy()
         frames = [_frames(ego[b]) for b in range(B)]
         preds = {"world_model": roll["occ"].long(), "copy_last": copy_last_frame(occ[:, :H], F)}
+        if roll_plan is not None:
+            preds["world_model_plan"] = roll_plan["occ"].long()
         try:
             preds["ego_warp"] = torch.stack([ego_warp(occ[b, H - 1].cpu(), frames[b][H - 1], frames[b][H:], grid)
                                              for b in range(B)]).to(device).long()
@@ -122,12 +152,14 @@ def _evaluate_world_model(model, loader, grid: GridSpec, rate_hz: float, device,
             if "ego_warp" in preds or not any("ego_warp" in s for s in notes):
                 notes.append(f"ego_warp baseline unavailable: {exc}")
         gt_cpu, inst = gt.cpu().numpy(), batch["instances"][:, H:].numpy()
+        mask_cpu = None if mask is None else mask.cpu().numpy()
         for m, pred in preds.items():
-            occ_m[m].update(pred, gt, mask)
-            vpq_m[m].update(pred.cpu().numpy(), gt_cpu, inst, frames=[f[H:] for f in frames])
+            occ_m[m].update(pred, gt, mask=mask)
+            vpq_m[m].update(pred.cpu().numpy(), gt_cpu, inst, frames=[f[H:] for f in frames], mask=mask_cpu)
+            scored.add(m)
         # tokenizer ceiling: reconstruct the ground-truth future frames through the frozen tokenizer
         _, idx = model.vae.encode(gt)
-        recon.update(model.vae.decode_indices(idx), gt, mask)
+        recon.update(model.vae.decode_indices(idx), gt, mask=mask)
         # planning: paths in the current ego frame
         p = batch["poses"].numpy().astype(np.float64)
         gt_xy = p[:, H:, :2]
@@ -143,28 +175,36 @@ def _evaluate_world_model(model, loader, grid: GridSpec, rate_hz: float, device,
         if not example:
             example = {"gt": gt_cpu[0], "pred": preds["world_model"][0].cpu().numpy(),
                        "copy_last": preds["copy_last"][0].cpu().numpy()}
+            if "world_model_plan" in preds:
+                example["pred_plan"] = preds["world_model_plan"][0].cpu().numpy()
         n += B
         if max_samples and n >= max_samples:
             break
     metrics: dict[str, Any] = _mean_losses(sums, n)
-    metrics["forecast"] = {m: occ_m[m].compute() for m in methods if occ_m[m].steps_present()}
-    metrics["vpq"] = {m: vpq_m[m].compute() for m in methods if m in metrics["forecast"]}
+    present = [m for m in methods if m in scored]
+    _put(metrics, "forecast", *split_results({m: occ_m[m] for m in present}))
+    _put(metrics, "vpq", *split_results({m: vpq_m[m] for m in present}))
     metrics["planning"] = {m: plan_m[m].compute() for m in plan_m}
-    metrics["recon_future"] = recon.compute()
+    _put(metrics, "recon_future", *recon.compute())
     metrics["notes"] = notes
     metrics["summary"] = summarize(metrics)
     return metrics, example, n
 
 
 def summarize(metrics: dict) -> dict[str, float | None]:
-    """Flat headline numbers (what TensorBoard and the log show): per method mIoU/IoU avg, VPQ, L2, collision."""
+    """Flat headline numbers (what TensorBoard and the log show). Per forecast method m: `m/miou_1s` ..
+    `m/iou_avg`, `m/vpq` (headline threshold) and `m/vpq_iou<t>` per threshold, over all voxels; the same under
+    `m/visible/...` over the visible voxels; per path p: `plan_p/l2_1s` .. `plan_p/collision_rate`."""
     out: dict[str, float | None] = {}
-    for m, f in metrics.get("forecast", {}).items():
-        for key in ("miou_1s", "miou_2s", "miou_3s", "miou_avg", "iou_1s", "iou_2s", "iou_3s", "iou_avg"):
-            if key in f:
-                out[f"{m}/{key}"] = f[key]
-    for m, v in metrics.get("vpq", {}).items():
-        out[f"{m}/vpq"] = v.get("vpq")
+    for suffix, tag in (("", ""), ("_visible", "visible/")):
+        for m, f in metrics.get(f"forecast{suffix}", {}).items():
+            for key in ("miou_1s", "miou_2s", "miou_3s", "miou_avg", "iou_1s", "iou_2s", "iou_3s", "iou_avg"):
+                if key in f:
+                    out[f"{m}/{tag}{key}"] = f[key]
+        for m, v in metrics.get(f"vpq{suffix}", {}).items():
+            out[f"{m}/{tag}vpq"] = v.get("vpq")
+            for thr, r in (v.get("by_threshold") or {}).items():
+                out[f"{m}/{tag}vpq_iou{thr}"] = r.get("vpq")
     for m, p in metrics.get("planning", {}).items():
         for key in ("l2_1s", "l2_2s", "l2_3s", "l2_avg", "collision_rate"):
             if key in p:

@@ -107,22 +107,24 @@ def _json_default(o):
 
 
 def format_metrics(m: dict) -> str:
-    """A few readable lines: losses, tokenizer reconstruction, forecast vs baselines."""
+    """A few readable lines: losses, tokenizer reconstruction, forecast vs baselines (all voxels, then the
+    visible ones), planning."""
     lines = ["  " + " ".join(f"{k} {v:.5g}" for k, v in m.items() if k.startswith("val_") and isinstance(v, float))]
-    for key in ("recon", "recon_future"):
-        if key in m:
-            r = m[key]
-            lines.append(f"  tokenizer reconstruction ({'val frames' if key == 'recon' else 'future frames'}): "
-                         f"mIoU {_pct(r.get('miou'))} IoU {_pct(r.get('iou'))}")
+    for key, frames, where in _sets(m, ("recon", "recon_future")):
+        r = m[key]
+        lines.append(f"  tokenizer reconstruction ({'val' if frames == 'recon' else 'future'} frames, {where}): "
+                     f"mIoU {_pct(r.get('miou'))} IoU {_pct(r.get('iou'))}")
     if "codebook" in m:
         c = m["codebook"]
         lines.append(f"  codebook: {c['codes_used']:.0f} of {c['n_e']} codes used on the val frames, "
                      f"perplexity {c['code_perplexity']:.1f}")
-    for method, f in m.get("forecast", {}).items():
-        vpq = m.get("vpq", {}).get(method, {}).get("vpq")
-        lines.append(f"  {method:12s} mIoU 1/2/3s {_pct(f.get('miou_1s'))}/{_pct(f.get('miou_2s'))}/"
-                     f"{_pct(f.get('miou_3s'))} avg {_pct(f.get('miou_avg'))} | IoU avg {_pct(f.get('iou_avg'))} | "
-                     f"VPQ {_pct(vpq)}")
+    for key, _, where in _sets(m, ("forecast",)):
+        lines.append(f"  forecast, {where}:")
+        vpqs = m.get(key.replace("forecast", "vpq"), {})
+        for method, f in m[key].items():
+            lines.append(f"    {method:16s} mIoU 1/2/3s {_pct(f.get('miou_1s'))}/{_pct(f.get('miou_2s'))}/"
+                         f"{_pct(f.get('miou_3s'))} avg {_pct(f.get('miou_avg'))} | IoU avg {_pct(f.get('iou_avg'))}"
+                         f" | VPQ {_vpq_text(vpqs.get(method, {}))}")
     for method, p in m.get("planning", {}).items():
         lines.append(f"  plan {method:18s} L2 1/2/3s {p.get('l2_1s', float('nan')):.2f}/"
                      f"{p.get('l2_2s', float('nan')):.2f}/{p.get('l2_3s', float('nan')):.2f} m | collision "
@@ -130,6 +132,23 @@ def format_metrics(m: dict) -> str:
     for note in m.get("notes", []):
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def _sets(m: dict, keys: tuple[str, ...]):
+    """(metrics key, base key, words) of each base key's all-voxel and visible results present in m."""
+    visible = f"{m.get('visibility') or 'mask'}-visible voxels"
+    for base in keys:
+        for key, where in ((base, "all voxels"), (f"{base}_visible", visible)):
+            if m.get(key):
+                yield key, base, where
+
+
+def _vpq_text(v: dict) -> str:
+    """'IoU>0.5 12.3 / IoU>0.2 20.1' from a VPQMetric result (the single `vpq` of an older one)."""
+    by = v.get("by_threshold")
+    if not by:
+        return _pct(v.get("vpq"))
+    return " / ".join(f"IoU>{t} {_pct(r.get('vpq'))}" for t, r in by.items())
 
 
 def _pct(v) -> str:
@@ -144,7 +163,7 @@ def tensorboard_eval(writer, metrics: dict, example: dict, step: int) -> None:
     for k, v in metrics.items():
         if k.startswith("val_") and isinstance(v, float):
             writer.add_scalar(f"val/{k[4:]}", v, step)
-    for key in ("recon", "recon_future"):
+    for key in ("recon", "recon_visible", "recon_future", "recon_future_visible"):
         for name in ("miou", "iou"):
             v = metrics.get(key, {}).get(name)
             if v is not None:
