@@ -86,7 +86,8 @@ def test_untrained_plan_embedding_starts_as_the_pure_warp():
     tokens = torch.randn(1, 2, 16, 16, 16)
     poses = torch.stack([_pose(), _pose(x=1.0)])[None]
     nxt = torch.stack([_pose(x=1.0), _pose(x=2.5, yaw=0.2)])[None]
-    q = model.plan(tokens, poses, nxt)
+    q, copy = model.plan(tokens, torch.zeros(1, 2, 16, 16, dtype=torch.long), poses, nxt)
+    assert copy is None  # no copy prior unless configured
     assert torch.equal(q, warp_tokens(tokens.flatten(0, 1), poses[0], nxt[0], model.plan.extent).view_as(tokens))
 
 
@@ -94,12 +95,13 @@ def test_plan_dropout_runs_part_of_the_batch_as_occworld():
     model = _plan_model(dropout=0.5).train()
     tokens = torch.randn(64, 1, 16, 16, 16)
     poses, nxt = _pose()[None, None].repeat(64, 1, 1), _pose(x=3.0)[None, None].repeat(64, 1, 1)
+    codes = torch.zeros(64, 1, 16, 16, dtype=torch.long)
     torch.manual_seed(3)
-    q = model._plan_queries(tokens, poses, nxt)
+    q, _ = model._plan_queries(tokens, codes, poses, nxt)
     plain = (q == tokens).flatten(1).all(1)
     assert 15 < int(plain.sum()) < 49  # about half the windows keep OccWorld's queries
     model.eval()
-    assert not (model._plan_queries(tokens, poses, nxt) == tokens).flatten(1).all(1).any()
+    assert not (model._plan_queries(tokens, codes, poses, nxt)[0] == tokens).flatten(1).all(1).any()
 
 
 def test_plan_needs_a_plan_conditioned_model_and_right_shapes():
@@ -125,3 +127,24 @@ def test_plan_conditioned_training_step_learns_the_plan_embedding():
     plain = build_model(tiny_model_config(grid_size=(32, 32, 8)))
     extra = set(model.state_dict()) - set(plain.state_dict())
     assert extra and all(k.startswith("plan.") for k in extra)
+
+
+def test_copy_prior_forecasts_the_token_space_ego_warp_when_strong():
+    """With a dominant copy logit the plan-conditioned forecast is the last frame's codes moved by the plan
+    (inside the old map), whatever the untrained transformer says."""
+    model = _plan_model(copy_logit=1e4)
+    occ, poses = _history()
+    plan = torch.stack([_pose(x=3.2), _pose(x=6.4, y=1.6, yaw=0.3)])[None]
+    out = model.rollout(occ, poses, 2, plan=plan)
+    _, hist_codes = model.vae.encode(occ)
+    extent = model.plan.extent
+    expected = hist_codes[:, -1]
+    for k in range(2):
+        src = poses[:, -1] if k == 0 else plan[:, k - 1]
+        grid = warp_tokens((expected[:, None] + 1).float(), src, plan[:, k], extent)[:, 0].long() - 1
+        inside = grid >= 0
+        assert torch.equal(out["codes"][:, k][inside], grid[inside])
+        assert (~inside).any() and inside.float().mean() > 0.5
+        expected = out["codes"][:, k]
+    # the copy logit is learned
+    assert "plan.copy_logit" in dict(model.named_parameters())

@@ -101,34 +101,59 @@ class PlanEncoder(nn.Module):
 
 class PlanConditioning(nn.Module):
     """The plan queries of one model (module docstring). `extent` = (x_lo, x_hi, y_lo, y_hi) of the token map in
-    metres (the config's point_cloud_range x/y)."""
+    metres (the config's point_cloud_range x/y). `copy_logit` (None: off) adds a learned logit (starting at that
+    value) to the code each cell's warped token has, inside frame t's map: the forecast starts as the token-space
+    ego warp and the transformer learns where to depart from it."""
 
     def __init__(self, embed_dim: int, point_cloud_range: Sequence[float], hidden_channels: int = 64,
-                 dropout: float = 0.0, warp: bool = True, embed: bool = True, **unused):
+                 dropout: float = 0.0, warp: bool = True, embed: bool = True, copy_logit: float | None = None,
+                 **unused):
         super().__init__()
         if unused:
             raise TypeError(f"model.plan: unknown config keys {sorted(unused)} (known: enabled, point_cloud_range, "
-                            "hidden_channels, dropout, warp, embed)")
+                            "hidden_channels, dropout, warp, embed, copy_logit)")
         if len(point_cloud_range) != 6:
             raise ValueError(f"model.plan.point_cloud_range needs 6 numbers (got {point_cloud_range!r})")
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"model.plan.dropout must be in [0, 1) (got {dropout})")
+        if copy_logit is not None and not warp:
+            raise ValueError("model.plan.copy_logit needs warp=True (it copies the warped codes)")
         pcr = [float(v) for v in point_cloud_range]
         self.extent = (pcr[0], pcr[3], pcr[1], pcr[4])
         self.dropout, self.warp, self.embed = float(dropout), bool(warp), bool(embed)
         self.encoder = PlanEncoder(embed_dim, hidden_channels) if embed else None
+        self.copy_logit = None if copy_logit is None else nn.Parameter(torch.tensor(float(copy_logit)))
 
-    def forward(self, tokens: Tensor, poses: Tensor, next_poses: Tensor, keep: Tensor | None = None) -> Tensor:
-        """tokens (B, F, C, h, w) of frames t, poses (B, F, 13) of frames t, next_poses (B, F, 13) of the planned
-        frames t+1 -> scene query inputs (B, F, C, h, w). `keep` (B,) bool: False rows get the plain tokens."""
+    def forward(self, tokens: Tensor, codes: Tensor, poses: Tensor, next_poses: Tensor,
+                keep: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """tokens (B, F, C, h, w) and codes (B, F, h, w) of frames t, poses (B, F, 13) of frames t, next_poses
+        (B, F, 13) of the planned frames t+1 -> (scene query inputs (B, F, C, h, w), the codes to copy (B, F, h, w),
+        -1 where there is none, or None without copy_logit). `keep` (B,) bool: False rows get the plain tokens and
+        nothing to copy (OccWorld)."""
         b, f = tokens.shape[:2]
-        queries = tokens
+        queries, copy = tokens, None
         if self.warp:
-            queries = warp_tokens(tokens.flatten(0, 1), poses.flatten(0, 1), next_poses.flatten(0, 1),
-                                  self.extent).view_as(tokens)
+            grid = warp_grid(poses.flatten(0, 1).float(), next_poses.flatten(0, 1).float(), tokens.shape[-2:],
+                             self.extent)
+            queries = F.grid_sample(tokens.flatten(0, 1), grid.to(tokens.dtype), mode="nearest",
+                                    padding_mode="zeros", align_corners=False).view_as(tokens)
+            if self.copy_logit is not None:  # codes + 1 so that "outside" (0 padding) becomes -1
+                moved = F.grid_sample((codes.flatten(0, 1)[:, None] + 1).float(), grid, mode="nearest",
+                                      padding_mode="zeros", align_corners=False)
+                copy = (moved.round().long() - 1).view(codes.shape)
         if self.encoder is not None:
             bias = self.encoder(motion_features(poses.float(), next_poses.float()).to(tokens.dtype))
             queries = queries + bias[..., None, None]
         if keep is not None:
             queries = torch.where(keep.view(b, 1, 1, 1, 1), queries, tokens)
-        return queries
+            if copy is not None:
+                copy = torch.where(keep.view(b, 1, 1, 1), copy, torch.full_like(copy, -1))
+        return queries, copy
+
+    def add_copy_prior(self, logits: Tensor, copy: Tensor | None) -> Tensor:
+        """logits (B, F, n_codes, h, w) + copy_logit at each cell's code to copy (copy (B, F, h, w), -1 = none)."""
+        if copy is None or self.copy_logit is None:
+            return logits
+        valid = copy >= 0
+        bonus = (valid.to(logits.dtype) * self.copy_logit.to(logits.dtype))[:, :, None]
+        return logits.scatter_add(2, copy.clamp(min=0)[:, :, None], bonus)

@@ -165,19 +165,29 @@ class TransVQVAE(nn.Module):
     def plan_conditioned(self) -> bool:
         return self.plan is not None
 
-    def _plan_queries(self, tokens: Tensor, poses: Tensor, next_poses: Tensor | None) -> Tensor | None:
-        """Scene query inputs from the planned next poses (None: OccWorld's queries). In training, `plan.dropout`
-        of the windows keep the plain tokens."""
+    def _plan_queries(self, tokens: Tensor, codes: Tensor, poses: Tensor, next_poses: Tensor | None) \
+            -> tuple[Tensor | None, Tensor | None]:
+        """(scene query inputs, codes to copy) from the planned next poses; (None, None) = OccWorld's queries. In
+        training, `plan.dropout` of the windows keep the plain tokens."""
         if self.plan is None or next_poses is None:
-            return None
+            return None, None
         keep = None
         if self.training and self.plan.dropout > 0:
             keep = torch.rand(tokens.shape[0], device=tokens.device) >= self.plan.dropout
-        return self.plan(tokens, poses, next_poses, keep)
+        return self.plan(tokens, codes, poses, next_poses, keep)
+
+    def _predict(self, tokens: Tensor, codes: Tensor, poses: Tensor, next_poses: Tensor | None) \
+            -> tuple[Tensor, Tensor]:
+        """The transformer on frames t (tokens (B, F, C, h, w), codes (B, F, h, w), poses (B, F, pose_dim)), with
+        the planned poses of frames t+1 when plan-conditioned -> (code logits, pose features) for frames t+1."""
+        queries, copy = self._plan_queries(tokens, codes, poses, next_poses)
+        logits, feat = self.transformer(tokens, self.pose_encoder(poses.to(tokens.dtype)), queries)
+        if copy is not None:
+            logits = self.plan.add_copy_prior(logits, copy)
+        return logits, feat
 
     def _forward_tokens(self, tokens: Tensor, codes: Tensor, poses: Tensor) -> dict[str, Tensor]:
-        queries = self._plan_queries(tokens[:, :-1], poses[:, :-1], poses[:, 1:])
-        logits, feat = self.transformer(tokens[:, :-1], self.pose_encoder(poses[:, :-1].to(tokens.dtype)), queries)
+        logits, feat = self._predict(tokens[:, :-1], codes[:, :-1], poses[:, :-1], poses[:, 1:])
         target = codes[:, 1:]
         ce_codes = code_ce(logits, target)
         pose_loss = self._pose_loss(self.pose_decoder(feat), poses[:, :-1], poses[:, 1:])
@@ -215,12 +225,9 @@ class TransVQVAE(nn.Module):
         window = self.transformer.num_frames - 1
         new_codes, new_poses, code_logits, decoded = [], [], [], []
         for i in range(n_future):
-            ctx_tokens, ctx_poses = tokens[:, -window:], poses[:, -window:]
-            queries = None
-            if plan is not None:
-                next_poses = torch.cat([ctx_poses[:, 1:], plan[:, i:i + 1]], dim=1)
-                queries = self._plan_queries(ctx_tokens, ctx_poses, next_poses)
-            logits, feat = self.transformer(ctx_tokens, self.pose_encoder(ctx_poses.to(ctx_tokens.dtype)), queries)
+            ctx_tokens, ctx_codes, ctx_poses = tokens[:, -window:], codes[:, -window:], poses[:, -window:]
+            next_poses = None if plan is None else torch.cat([ctx_poses[:, 1:], plan[:, i:i + 1]], dim=1)
+            logits, feat = self._predict(ctx_tokens, ctx_codes, ctx_poses, next_poses)
             next_codes = logits[:, -1].argmax(1)  # (B, h, w)
             next_tokens = self.vae.vqvae.lookup(next_codes).to(tokens.dtype)
             dec = self.pose_decoder(feat[:, -1:])
@@ -231,6 +238,7 @@ class TransVQVAE(nn.Module):
             if plan is not None:
                 next_pose = plan[:, i:i + 1]
             tokens = torch.cat([tokens, next_tokens[:, None]], dim=1)
+            codes = torch.cat([codes, next_codes[:, None]], dim=1)
             poses = torch.cat([poses, next_pose], dim=1)
             new_codes.append(next_codes)
             new_poses.append(next_pose[:, 0])

@@ -51,5 +51,7 @@ model = dict(
     # not in OccWorld: plan conditioning (model/plan.py). enabled=True makes the scene forecast follow a planned
     # path (`forecast --plan`, evaluation method world_model_plan); `dropout` of the training windows run without
     # the plan so the same model also forecasts unconditioned. point_cloud_range is copied in from the top level.
-    plan=dict(enabled=False, dropout=0.25, hidden_channels=64),
+    # copy_logit: a learned logit (starting value; None = off) for each cell's plan-warped code, so the forecast
+    # starts as the token-space ego warp; warp / embed switch the two inputs (ablations, docs/training.md).
+    plan=dict(enabled=False, dropout=0.25, hidden_channels=64, warp=True, embed=True, copy_logit=None),
 )
