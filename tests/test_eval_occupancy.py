@@ -178,3 +178,19 @@ def test_device_path_matches_numpy_path():
     a = _confusion_numpy(pred, gt, 14, mask, 255)
     b = _confusion_torch(torch.from_numpy(pred), torch.from_numpy(gt), 14, torch.from_numpy(mask), 255)
     assert np.array_equal(a, b) and a.sum() == (mask & (gt != 255)).sum()
+
+
+def test_reconstruction_counts_the_voxels_behind_each_class_iou():
+    """A class IoU of 0 on a handful of voxels reads differently from one on thousands: the counts come along."""
+    from occworld_tokyo.evaluation import ReconstructionMetrics
+
+    gt = np.zeros((1, 4, 4, 4), np.uint8)
+    gt[0, 0, 0, 0], gt[0, 1, 1, 1] = 11, 1        # one vehicle voxel, one building voxel
+    pred = np.zeros_like(gt)
+    pred[0, 0, 0, 0], pred[0, 2, 2, 2] = 11, 11   # the vehicle found, the building missed, one vehicle invented
+    r = ReconstructionMetrics(14, 0)
+    r.update(pred, gt)
+    out = r.compute()
+    assert out["per_class_voxels"]["vehicle"] == {"gt": 1, "pred": 2}
+    assert out["per_class_voxels"]["building"] == {"gt": 1, "pred": 0}
+    assert out["per_class_iou"]["vehicle"] == 0.5 and out["per_class_iou"]["building"] == 0.0

@@ -21,7 +21,7 @@ def test_main_job_tiny(tmp_path, capsys):
         assert row in report  # the guide's expected metrics, next to this run's values
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     forecast = metrics["world_model_stage"]["forecast"]
-    assert set(forecast) == {"world_model", "copy_last", "ego_warp"}
+    assert set(forecast) == {"world_model", "world_model_plan", "copy_last", "ego_warp"}  # both modes
     assert set(metrics["world_model_stage"]["forecast_visible"]) == set(forecast)
     assert set(metrics["world_model_stage"]["vpq"]["ego_warp"]["by_threshold"]) == {"0.5", "0.2"}
     assert metrics["forecast_comparison"]["comparisons"]
@@ -30,7 +30,7 @@ def test_main_job_tiny(tmp_path, capsys):
     book = metrics["tokenizer_stage"]["codebook"]
     assert f"{book['codes_used']:.0f} of 128 codes used" in report
     for name in ("drone_camera.png", "rover_camera.png", "drone_lidar.png", "drone_occupancy_bev.png",
-                 "losses.png", "forecast.gif"):
+                 "losses.png", "forecast.gif", "plan_forecast.gif"):
         assert (out / "report" / name).stat().st_size > 1000, name
         assert f"({name})" in report
     assert (out / "checkpoints" / "best.pth").is_file() and (out / "checkpoints" / "tokenizer" / "best.pth").is_file()

@@ -12,7 +12,9 @@ model = dict(
                      mlp_ratio=2, dropout=0.1),
     pose_encoder=dict(in_channels=13, hidden_channels=32, out_channels=16, num_layers=2),
     pose_decoder=dict(hidden_channels=32, out_channels=13, num_layers=2, num_modes=1),
-    plan=dict(enabled=True, dropout=0.25),  # forecasts along a planned path, and (25 % of training) without one
+    # forecasts along a planned path, starting from the plan-warped codes; 25 % of the training windows without a
+    # plan, so the same model also forecasts unconditioned (docs/model.md, "Plan conditioning")
+    plan=dict(enabled=True, dropout=0.25, copy_logit=2.0),
 )
 optimizer = dict(lr=1e-3)
 evaluation = dict(max_samples=32)

@@ -2,6 +2,7 @@
 _base_ = ['./tiny_finetune.py']
 
 point_cloud_range = [-12.8, -12.8, -2.0, 12.8, 12.8, 18.0]
+voxel_size = [0.8, 0.8, 1.25]
 history_frames = 2
 future_frames = 2
 data = dict(samples_per_gpu=2, workers_per_gpu=0)

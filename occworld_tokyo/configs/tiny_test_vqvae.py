@@ -2,6 +2,7 @@
 _base_ = ['./tiny_vqvae.py']
 
 point_cloud_range = [-12.8, -12.8, -2.0, 12.8, 12.8, 18.0]
+voxel_size = [0.8, 0.8, 1.25]
 data = dict(samples_per_gpu=2, workers_per_gpu=0)
 model = dict(vae=dict(grid_size=(32, 32, 16), expansion=2, ch=32, ch_mult=(1, 1), num_res_blocks=1,
                       attn_resolutions=(), z_channels=8, n_e=32, e_dim=8,

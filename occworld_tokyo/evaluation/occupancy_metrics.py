@@ -280,10 +280,14 @@ class ReconstructionMetrics(OccupancyMetrics):
         full = super().compute()
         if not full["steps"]:
             return {"miou": None, "iou": None, "per_class_iou": {}, "samples": 0}
+        cm = self.confusion[0]  # rows ground truth, columns prediction
         return {
             "miou": full["miou"][0],
             "iou": full["iou"][0],
             "per_class_iou": {k: v[0] for k, v in full["per_class_iou"].items()},
+            # how many voxels of each class there were and were predicted: an IoU of 0 on 16 voxels means little
+            "per_class_voxels": {name: {"gt": int(cm[i].sum()), "pred": int(cm[:, i].sum())}
+                                 for i, name in enumerate(self.class_names) if i != self.free_index},
             "samples": full["samples_per_step"][0],
         }
 

@@ -3,10 +3,11 @@
     occworld-tokyo demo [--out outputs/demo] [--sessions 8] [--frames 60] [--tokenizer-epochs 8] [--world-epochs 6]
 
 1. generate drone and rover sessions (occupancy, poses, lidar, camera, masks, moving agents) and validate them;
-2. stage 1: train the scene tokenizer (config/tiny_vqvae.py: a CPU-sized VQ-VAE on the central 40 m at 0.8 m);
-3. stage 2: train the world model with the tokenizer frozen (config/tiny_finetune.py), evaluated against the
-   copy-last-frame and ego-motion-warp baselines (mIoU/IoU at 1/2/3 s, VPQ, planning L2 and collisions);
-4. forecast a validation session with the trained model;
+2. stage 1: train the scene tokenizer (config/tiny_vqvae.py: a CPU-sized VQ-VAE on the central 25.6 m at 0.4 m);
+3. stage 2: train the plan-conditioned world model with the tokenizer frozen (config/tiny_finetune.py), evaluated
+   with and without the plan against the copy-last-frame and ego-motion-warp baselines (mIoU/IoU at 1/2/3 s over
+   all and camera-visible voxels, VPQ at IoU 0.5 and 0.2, planning L2 and collisions);
+4. forecast a validation session with the trained model, on its own and along the recorded path;
 5. write `<out>/report/report.md` with pictures and `<out>/report/metrics.json`.
 The same commands a user runs by hand (`scripts/plateau_to_occworld.py`, `train.py`) do the work.
 """
@@ -77,11 +78,23 @@ def run_demo(out: Path, sessions: int, frames: int, tokenizer_epochs: int, world
     forecast_dir = out / "forecast"
     write_forecast(result, forecast_dir, str(ckpt / "best.pth"))
     print(f"forecast of {val_session.name} -> {forecast_dir}")
+    forecast_plan_dir = None
+    if model.plan_conditioned:
+        forecast_plan_dir = out / "forecast_plan"
+        planned = forecast(model, model_cfg, val_session, start=split.val[0].start, plan="recorded")
+        write_forecast(planned, forecast_plan_dir, str(ckpt / "best.pth"))
+        print(f"forecast of {val_session.name} along its recorded path -> {forecast_plan_dir}")
     timings["forecast"] = time.perf_counter() - t
 
     t = _stage("5/5 report")
+    grid = result["grid"]
+    setup = (f"{grid.x_range[1] - grid.x_range[0]:g} m x {grid.y_range[1] - grid.y_range[0]:g} m around the agent "
+             f"at {grid.voxel_size[0]:g} m, {grid.shape[2]} levels of {grid.voxel_size[2]:g} m, grid "
+             f"{'x'.join(map(str, grid.shape))}; {model.history_frames} history and {model.future_frames} future "
+             f"frames; {'plan-conditioned' if model.plan_conditioned else 'unconditioned'} world model")
     report = write_report(out / "report", data=data, checkpoints=ckpt, forecast_dir=forecast_dir,
-                          validation=validation, generation=gen.summary(), split_note=split.note, timings=timings)
+                          validation=validation, generation=gen.summary(), split_note=split.note, timings=timings,
+                          setup_note=setup, forecast_plan_dir=forecast_plan_dir)
     timings["report"] = time.perf_counter() - t
     print(f"report: {report}")
     return report
@@ -96,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=60)
     p.add_argument("--tokenizer-epochs", type=int, default=8)
     p.add_argument("--world-epochs", type=int, default=6)
-    p.add_argument("--eval-samples", type=int, default=48, help="validation windows per evaluation")
+    p.add_argument("--eval-samples", type=int, default=52,
+                   help="validation windows per evaluation (default: every other window of the 2 val sessions)")
     p.add_argument("--workers", type=int, default=2, help="data generation processes")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)

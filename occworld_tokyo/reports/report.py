@@ -136,6 +136,12 @@ def guide_table(wm: dict, tok: dict | None, train_ce: float | None) -> list[str]
             ("VPQ", "> 0.2", vpq.get("world_model", {}).get("vpq"), 0.2, True,
              f"world model forecast, moving classes (ego-warp baseline: "
              f"{_fmt(vpq.get('ego_warp', {}).get('vpq'))})")]
+    plan_fc = wm.get("forecast", {}).get("world_model_plan")
+    if plan_fc:
+        rows += [("mIoU (plan-conditioned)", "> 0.3", plan_fc.get("miou_avg"), 0.3, True,
+                  "world_model_plan forecast, mean of 1 / 2 / 3 s"),
+                 ("VPQ (plan-conditioned)", "> 0.2", vpq.get("world_model_plan", {}).get("vpq"), 0.2, True,
+                  "world_model_plan forecast, moving classes")]
     lines = ["| guide metric | guide's good value | this run | met | what it is here |", "|---" * 5 + "|"]
     for name, good, value, bound, higher, what in rows:
         met = "n/a" if value is None else ("yes" if (value > bound if higher else value < bound) else "no")
@@ -143,12 +149,28 @@ def guide_table(wm: dict, tok: dict | None, train_ce: float | None) -> list[str]
     return lines
 
 
+def _steps_note(wm: dict) -> str:
+    """'6 future frames at 2 Hz (1 s / 2 s / 3 s = steps 2 / 4 / 6)' from the forecast metrics."""
+    fc = next(iter(wm.get("forecast", {}).values()), {})
+    steps_s = fc.get("steps_s") or []
+    if not steps_s:
+        return "future frames"
+    rate = 1.0 / steps_s[0]
+    at = [(s, k + 1) for k, s in enumerate(steps_s) if abs(s - round(s)) < 1e-6]
+    return (f"{len(steps_s)} future frames at {rate:g} Hz ("
+            + " / ".join(f"{s:g} s" for s, _ in at) + " = steps " + " / ".join(str(k) for _, k in at) + ")")
+
+
 def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.3g}"
 
 
 def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path | None, validation: str,
-                 generation: str, split_note: str, timings: dict[str, float]) -> Path:
+                 generation: str, split_note: str, timings: dict[str, float], setup_note: str | None = None,
+                 forecast_plan_dir: Path | None = None) -> Path:
+    """`setup_note`: one sentence on the grid and model (the demo derives it from its configs);
+    `forecast_plan_dir`: a forecast along the recorded path (plan-conditioned models), shown after the
+    unconditioned one."""
     out.mkdir(parents=True, exist_ok=True)
     wm, tok = latest_metrics(checkpoints), latest_metrics(checkpoints / "tokenizer")
     if wm is None:
@@ -161,9 +183,9 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
     guide = guide_table(wm, tok, float(ce[1][-1]) if ce is not None and len(ce[1]) else None)
     md = ["# OccWorld Tokyo: main job report", "",
           "Built-in sample district -> drone and rover sessions -> tokenizer (stage 1) -> world model (stage 2) -> "
-          "evaluation against two baselines. CPU-sized model and grid (config/tiny_vqvae.py, config/tiny_finetune.py: "
-          "the central 40 m x 40 m of the 200x200x121 grid at 0.8 m, 32 levels); numbers from a run of minutes are a "
-          "smoke test of the pipeline, not a trained model's quality.", "",
+          "evaluation against two baselines. CPU-sized model and grid (config/tiny_vqvae.py, config/tiny_finetune.py"
+          + (f": {setup_note}" if setup_note else "") + "); numbers from a run of minutes are a smoke test of the "
+          "pipeline, not a trained model's quality.", "",
           "## Data", "", f"    {generation}", "", "```", validation, "```", ""]
     for caption, file in figs:
         md += [f"![{caption}]({file})", f"*{caption}*", ""]
@@ -172,8 +194,8 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
         md += [f"![losses]({losses})", ""]
     md += [f"Checkpoints and TensorBoard logs: `{checkpoints}` (`tensorboard --logdir {checkpoints}`).", "",
            "## Results (validation)", "",
-           f"Forecast of {wm['val_samples']} validation windows after epoch {wm.get('epoch')}: history "
-           "4 frames, 6 future frames at 2 Hz (1 s / 2 s / 3 s = steps 2 / 4 / 6); mIoU over non-free classes and "
+           f"Forecast of {wm['val_samples']} validation windows after epoch {wm.get('epoch')}: "
+           f"{_steps_note(wm)}; mIoU over non-free classes and "
            "binary IoU in %, VPQ in % (FIERY, moving classes, matched at IoU > 0.5 and > 0.2; docs/metrics.md), "
            "over every voxel and over the voxels the camera sees (Occ3D's convention). `world_model` forecasts "
            "without being told the path (OccWorld); `world_model_plan` (a plan-conditioned model only) forecasts "
@@ -186,12 +208,17 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
            *guide, ""]
     if wm.get("notes"):
         md += ["Notes: " + "; ".join(wm["notes"]), ""]
-    if forecast_dir and forecast_dir.is_dir():
+    for title, folder, prefix in (("Forecast without a plan (world_model: OccWorld's own-motion forecast); top "
+                                   "row ground truth, bottom row forecast", forecast_dir, ""),
+                                  ("Forecast along the recorded path (world_model_plan)", forecast_plan_dir, "plan_")):
+        if not (folder and folder.is_dir()):
+            continue
+        md += [f"### {title}", ""]
         for name in ("forecast_bev.png", "forecast_side.png", "forecast.gif"):
-            if (forecast_dir / name).is_file():
-                shutil.copy(forecast_dir / name, out / name)
-                md += [f"![{name}]({name})", ""]
-        md += [f"Predicted frames in the data format: `{forecast_dir}`.", ""]
+            if (folder / name).is_file():
+                shutil.copy(folder / name, out / f"{prefix}{name}")
+                md += [f"![{prefix}{name}]({prefix}{name})", ""]
+        md += [f"Predicted frames in the data format: `{folder}`.", ""]
     md += ["## Time", "", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
     (out / "metrics.json").write_text(json.dumps({"world_model_stage": wm, "tokenizer_stage": tok,
                                                   "forecast_comparison": comparison_json(wm),
