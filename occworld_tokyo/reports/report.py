@@ -114,6 +114,7 @@ def results_tables(wm: dict, tok: dict | None) -> tuple[list[str], list[str]]:
     lines += [f"| {name} | {_pct(r.get('miou'))} | {_pct(r.get('iou'))} |"
               + (f" {_pct((v or {}).get('miou'))} | {_pct((v or {}).get('iou'))} |" if with_vis else "")
               for name, r, v in rec if r]
+    lines += movers_kept(wm.get("recon_future") or (tok or {}).get("recon"))
     book = (tok or {}).get("codebook")
     if book:
         lines += ["", f"Tokenizer codebook on the validation frames: {book['codes_used']:.0f} of {book['n_e']} codes "
@@ -121,6 +122,24 @@ def results_tables(wm: dict, tok: dict | None) -> tuple[list[str], list[str]]:
                       "docs/model.md)."]
     verdict = wins_and_losses(wm)
     return lines, verdict
+
+
+def movers_kept(recon: dict | None) -> list[str]:
+    """One line: what the tokenizer keeps of each moving class (IoU, with the voxel counts behind it)."""
+    from occworld_tokyo.labels import DYNAMIC_IDS, LABEL_NAMES
+
+    if not recon or "per_class_voxels" not in recon:
+        return []
+    parts = []
+    for name in (LABEL_NAMES[i] for i in DYNAMIC_IDS):
+        n = recon["per_class_voxels"].get(name, {})
+        if n.get("gt") or n.get("pred"):
+            parts.append(f"{name} IoU {_pct(recon['per_class_iou'].get(name))} % ({n.get('gt', 0)} voxels, "
+                         f"{n.get('pred', 0)} reconstructed)")
+    if not parts:
+        return ["", "Moving classes: none in the evaluated frames."]
+    return ["", "What the tokenizer keeps of the moving classes (future frames through the tokenizer): "
+            + "; ".join(parts) + "."]
 
 
 def guide_table(wm: dict, tok: dict | None, train_ce: float | None) -> list[str]:
