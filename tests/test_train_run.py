@@ -91,8 +91,10 @@ def test_stage2_trains_and_reports_baselines(tokenizer_run: Path, data_root: Pat
     proc = train(WM_CFG, tokenizer_run, data_root, options=("max_epochs=1",))
     assert "trained tokenizer loaded" in proc.stderr
     m = json.loads((tokenizer_run / "metrics" / "epoch_1.json").read_text())
-    assert set(m["forecast"]) == {"world_model", "copy_last", "ego_warp"}
+    # config/tiny_finetune.py (inherited) is plan-conditioned: both modes are scored
+    assert set(m["forecast"]) == {"world_model", "world_model_plan", "copy_last", "ego_warp"}
     assert m["forecast"]["copy_last"]["iou"][0] is not None and "vpq" in m and "planning" in m
+    assert "frame codes cached" in proc.stderr  # the frozen tokenizer encoded each training frame once
     assert set(m["planning"]) == {"world_model", "constant_velocity", "stationary"}
     ckpt = load_checkpoint(tokenizer_run / "best.pth")
     assert ckpt["stage"] == "world_model" and any(k.startswith("vae.") for k in ckpt["state_dict"])

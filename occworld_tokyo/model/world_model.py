@@ -137,13 +137,16 @@ class TransVQVAE(nn.Module):
         return (dist * target[..., 2:5]).sum() / b / t
 
     # -- API -----------------------------------------------------------------------------------------------
-    def forward_train(self, occ: Tensor, poses: Tensor) -> dict[str, Tensor]:
+    def forward_train(self, occ: Tensor, poses: Tensor, codes: Tensor | None = None) -> dict[str, Tensor]:
         """Teacher-forced step. occ (B, F, X, Y, Z) label ids with F = history+future (any 2 <= F <= num_frames+1
         works); poses (B, F, pose_dim). Returns {'loss', 'ce_codes', 'pose_loss', 'code_acc'} (scalars; only
-        'loss' carries gradient)."""
+        'loss' carries gradient). `codes` (B, F, h, w): occ's code indices through this (frozen) tokenizer, already
+        known (training/code_cache.py): occ is then not encoded (`forward_train_codes`)."""
         if occ.shape[:2] != poses.shape[:2] or poses.shape[-1] != self.pose_dim:
             raise ValueError(f"occ {tuple(occ.shape)} and poses {tuple(poses.shape)} disagree "
                              f"(expected poses (B, F, {self.pose_dim}))")
+        if codes is not None:
+            return self.forward_train_codes(codes, poses)
         tokens, codes, vq_loss = self._tokenize(occ)
         out = self._forward_tokens(tokens, codes, poses)
         if not self.freeze_vae:

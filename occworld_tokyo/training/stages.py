@@ -30,8 +30,11 @@ class Stage:
         raise NotImplementedError
 
     def inputs(self, batch: dict, device: torch.device) -> tuple:
-        """The arguments of `model.forward_train` for one batch (occupancy as long, poses as float32)."""
+        """The arguments of `model.forward_train` for one training batch (occupancy as long, poses as float32)."""
         raise NotImplementedError
+
+    def prepare_training(self, model: torch.nn.Module) -> None:
+        """Per-run state the training steps need (called once, before the first step)."""
 
     def trainable_params(self, model: torch.nn.Module) -> list[torch.nn.Parameter]:
         return [p for p in model.parameters() if p.requires_grad]
@@ -121,8 +124,19 @@ class WorldModelStage(Stage):
     def tokenizer(self, model):
         return model.vae
 
+    def __init__(self) -> None:
+        self.frame_codes = None  # training/code_cache.FrameCodes while a frozen tokenizer trains stage 2
+
+    def prepare_training(self, model):
+        from occworld_tokyo.training.code_cache import FrameCodes
+
+        self.frame_codes = FrameCodes(model.vae) if getattr(model, "freeze_vae", False) else None
+
     def inputs(self, batch, device):
-        return batch["occ"].to(device, non_blocking=True).long(), batch["poses"].to(device).float()
+        occ, poses = batch["occ"].to(device, non_blocking=True).long(), batch["poses"].to(device).float()
+        if self.frame_codes is None:
+            return occ, poses
+        return occ, poses, self.frame_codes.lookup(occ, batch["index"])
 
     def trainable_params(self, model):
         return list(model.trainable_parameters())

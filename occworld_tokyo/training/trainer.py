@@ -184,6 +184,7 @@ def _train(cfg: dict, opts: RunOptions, env: DistEnv, model: torch.nn.Module, st
              f"{cfg['optimizer']['weight_decay']} | warmup {scheduler.warmup_iters} it, cosine to "
              f"{scheduler.min_lr} over {total_iters} it ({iters_per_epoch}/epoch x {max_epochs} epochs) | "
              f"batch {batch_size}/process, {workers} loader workers")
+    stage.prepare_training(model)
     step_module: torch.nn.Module = TrainStep(model)
     if cfg["compile"]["enabled"]:
         backend, mode = cfg["compile"]["backend"], cfg["compile"]["mode"]
@@ -211,6 +212,10 @@ def _train(cfg: dict, opts: RunOptions, env: DistEnv, model: torch.nn.Module, st
         if writer is not None:
             writer.flush()
             writer.close()
+    codes = getattr(stage, "frame_codes", None)
+    if codes is not None:
+        LOG.info(f"frozen tokenizer: {len(codes)} training frame codes cached, each frame encoded once "
+                 "(training/code_cache.py)")
     LOG.info(f"done: {state.epoch} epochs, {state.global_iter} steps; best val loss {state.best_val_loss:.5g}"
              f"{f' (epoch {state.best_epoch})' if state.best_epoch else ''}; checkpoints in {work_dir}")
     return last_metrics
