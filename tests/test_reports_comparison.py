@@ -98,3 +98,15 @@ def test_older_metrics_without_the_new_keys():
     guide_table(old, None, None)
     assert wins_and_losses({"forecast": {}}) == ["- no forecast of the world model and a baseline to compare"]
     assert comparisons({}) == []
+
+
+def test_invented_classes_and_the_ground_truth_class_miou():
+    from occworld_tokyo.reports.report import invented_classes
+
+    fc = {"steps": [0, 1], "steps_s": [0.5, 1.0], "miou_1s": 0.25,
+          "per_class_iou": {"building": [0.8, 0.5], "railway": [0.0, 0.0], "vehicle": [None, None]},
+          "per_class_voxels": {"building": {"gt": [10, 10], "pred": [9, 12]}, "railway": {"gt": [0, 0], "pred": [3, 4]},
+                               "vehicle": {"gt": [0, 0], "pred": [0, 0]}}}
+    lines = invented_classes({"forecast": {"world_model_plan": fc}})
+    assert "| world_model_plan | railway (7 voxels) | 50.0 |" in lines  # 1 s = step 2: building 0.5 only
+    assert invented_classes({"forecast": {"world_model": {"miou_1s": 0.3}}}) == []  # older files: nothing

@@ -231,6 +231,11 @@ class OccupancyMetrics:
                 if i != self.free_index:
                     per_class[name].append(None if np.isnan(ious[i]) else float(ious[i]))
         out["per_class_iou"] = per_class
+        # voxels of each class in the ground truth and in the prediction, per step: a class only the prediction
+        # has (counted 0 in the mIoU) shows here with gt 0
+        out["per_class_voxels"] = {name: {"gt": [int(self.confusion[t][i].sum()) for t in steps],
+                                          "pred": [int(self.confusion[t][:, i].sum()) for t in steps]}
+                                   for i, name in enumerate(self.class_names) if i != self.free_index}
         out.update(_seconds_summary(out, steps, self.rate_hz, self.n_steps))
         return out
 
@@ -280,14 +285,13 @@ class ReconstructionMetrics(OccupancyMetrics):
         full = super().compute()
         if not full["steps"]:
             return {"miou": None, "iou": None, "per_class_iou": {}, "samples": 0}
-        cm = self.confusion[0]  # rows ground truth, columns prediction
         return {
             "miou": full["miou"][0],
             "iou": full["iou"][0],
             "per_class_iou": {k: v[0] for k, v in full["per_class_iou"].items()},
             # how many voxels of each class there were and were predicted: an IoU of 0 on 16 voxels means little
-            "per_class_voxels": {name: {"gt": int(cm[i].sum()), "pred": int(cm[:, i].sum())}
-                                 for i, name in enumerate(self.class_names) if i != self.free_index},
+            "per_class_voxels": {k: {"gt": v["gt"][0], "pred": v["pred"][0]}
+                                 for k, v in full["per_class_voxels"].items()},
             "samples": full["samples_per_step"][0],
         }
 
