@@ -2,7 +2,7 @@
 # trained in stage 1 always fits), plus a small transformer; stage 2 on CPU in minutes.
 _base_ = ['./tiny_vqvae.py']
 
-history_frames = 4
+history_frames = 2      # measured: as good as 4 on mIoU, better on IoU, cheaper (docs/training.md ablations)
 future_frames = 6
 
 model = dict(
@@ -14,7 +14,7 @@ model = dict(
     pose_decoder=dict(hidden_channels=32, out_channels=13, num_layers=2, num_modes=1),
     # forecasts along a planned path, starting from the plan-warped codes; 25 % of the training windows without a
     # plan, so the same model also forecasts unconditioned (docs/model.md, "Plan conditioning")
-    plan=dict(enabled=True, dropout=0.25, copy_logit=2.0),
+    plan=dict(enabled=True, dropout=0.25, copy_logit=10.0),
 )
 optimizer = dict(lr=1e-3)
 evaluation = dict(max_samples=32)

@@ -1,6 +1,6 @@
 """`occworld-tokyo demo`: the main job, end to end on the built-in sample district (or PLATEAU files).
 
-    occworld-tokyo demo [--out outputs/demo] [--sessions 8] [--frames 60] [--tokenizer-epochs 8] [--world-epochs 6]
+    occworld-tokyo demo [--out outputs/demo] [--sessions 8] [--frames 60] [--tokenizer-epochs 6] [--world-epochs 6]
 
 1. generate drone and rover sessions (occupancy, poses, lidar, camera, masks, moving agents) and validate them;
 2. stage 1: train the scene tokenizer (config/tiny_vqvae.py: a CPU-sized VQ-VAE on the central 25.6 m at 0.4 m);
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", nargs="+", default=None, help="PLATEAU files instead of the built-in sample district")
     p.add_argument("--sessions", type=int, default=8)
     p.add_argument("--frames", type=int, default=60)
-    p.add_argument("--tokenizer-epochs", type=int, default=8)
+    p.add_argument("--tokenizer-epochs", type=int, default=6)
     p.add_argument("--world-epochs", type=int, default=6)
     p.add_argument("--eval-samples", type=int, default=52,
                    help="validation windows per evaluation (default: every other window of the 2 val sessions)")
