@@ -77,7 +77,8 @@ def test_forecast_writes_frames_poses_and_pictures(tmp_path, session_and_checkpo
     session, ckpt, _, cfg = session_and_checkpoint
     out = tmp_path / "fc"
     assert forecast_main(["--checkpoint", str(ckpt), "--session", str(session), "--start", "2", "--out", str(out)]) == 0
-    frames = list(range(2 + 4, 2 + 4 + 6))  # history 4 from frame 2, then 6 predicted frames
+    H = cfg["history_frames"]
+    frames = list(range(2 + H, 2 + H + 6))  # history H from frame 2, then 6 predicted frames
     for f in frames:
         with np.load(layout.occupancy_path(out, f)) as npz:
             assert npz["occupancy"].shape == tuple(cfg["model"]["vae"]["grid_size"]) and npz["occupancy"].dtype == np.uint8
@@ -92,34 +93,37 @@ def test_forecast_writes_frames_poses_and_pictures(tmp_path, session_and_checkpo
 
 
 def test_forecast_past_the_end_has_no_ground_truth_pictures(tmp_path, session_and_checkpoint):
-    session, ckpt, _, _ = session_and_checkpoint
+    session, ckpt, _, cfg = session_and_checkpoint
     out = tmp_path / "fc"
     assert forecast_main(["--checkpoint", str(ckpt), "--session", str(session), "--start", "8", "--out", str(out)]) == 0
     assert (out / "forecast.gif").is_file() and not (out / "forecast_bev.png").exists()
-    assert layout.occupancy_path(out, 8 + 4 + 5).is_file()
+    assert layout.occupancy_path(out, 8 + cfg["history_frames"] + 5).is_file()
 
 
 def test_forecast_refusals(tmp_path, session_and_checkpoint, capsys):
-    session, ckpt, tok, _ = session_and_checkpoint
+    session, ckpt, tok, cfg = session_and_checkpoint
     assert forecast_main(["--checkpoint", str(tok), "--session", str(session), "--out", str(tmp_path)]) == 2
     assert "world-model checkpoint" in capsys.readouterr().err
-    assert forecast_main(["--checkpoint", str(ckpt), "--session", str(session), "--start", "9", "--out", str(tmp_path)]) == 2
-    assert "--start must be in 0..8" in capsys.readouterr().err
+    last = 12 - cfg["history_frames"]
+    assert forecast_main(["--checkpoint", str(ckpt), "--session", str(session), "--start", str(last + 1),
+                          "--out", str(tmp_path)]) == 2
+    assert f"--start must be in 0..{last}" in capsys.readouterr().err
     assert forecast_main(["--checkpoint", str(tmp_path / "nope.pth"), "--session", str(session), "--out", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 
 def test_forecast_along_a_plan_file_and_the_recorded_path(tmp_path, session_and_checkpoint):
-    session, ckpt, _, _ = session_and_checkpoint
+    session, ckpt, _, cfg = session_and_checkpoint
+    cur_frame = 2 + cfg["history_frames"] - 1
     plan = tmp_path / "plan.json"
     waypoints = [[1.0 * (k + 1), 0.2 * k, 0.0] for k in range(6)]
     plan.write_text(json.dumps({"frame": "ego", "waypoints": waypoints}))
     out = tmp_path / "planned"
     assert forecast_main(["--checkpoint", str(ckpt), "--session", str(session), "--start", "2", "--plan", str(plan),
                           "--out", str(out)]) == 0
-    # the written poses are the plan's, in the world frame: waypoint 1 m ahead of the current (frame 5) pose
-    cur = json.loads(layout.pose_path(session, 5).read_text())
-    first = json.loads(layout.pose_path(out, 6).read_text())
+    # the written poses are the plan's, in the world frame: waypoint 1 m ahead of the current frame's pose
+    cur = json.loads(layout.pose_path(session, cur_frame).read_text())
+    first = json.loads(layout.pose_path(out, cur_frame + 1).read_text())
     yaw = float(quat_yaw(np.array([cur["orientation"][k] for k in "xyzw"])))
     expected = np.array([cur["position"]["x"] + np.cos(yaw), cur["position"]["y"] + np.sin(yaw)])
     assert np.allclose([first["position"]["x"], first["position"]["y"]], expected, atol=1e-3)
