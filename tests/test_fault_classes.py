@@ -45,6 +45,33 @@ def test_second_claim_on_a_folder_is_refused_and_released_after(tmp_path: Path) 
     assert list((tmp_path / "w").iterdir()) == []  # the claim writes nothing into the folder
 
 
+def test_folder_claim_falls_back_to_a_lock_file_where_directories_cannot_be_locked(tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """Some NFS mounts refuse flock on a directory: the claim then locks `<folder>/.occworld.lock`, same rules."""
+    import errno
+    import fcntl
+    import os
+    import stat
+
+    from occworld_tokyo import locks
+
+    real_flock = fcntl.flock
+
+    def no_directory_locks(fd, op):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(locks.fcntl, "flock", no_directory_locks)
+    with claim_folder(tmp_path / "w", "training run"):
+        assert (tmp_path / "w" / locks.LOCK_NAME).is_file()
+        with pytest.raises(FolderBusyError, match="in use by another run"):
+            with claim_folder(tmp_path / "w", "training run"):
+                pass
+    with claim_folder(tmp_path / "w", "training run"):  # released with the block
+        pass
+
+
 def test_generation_into_a_folder_in_use_is_refused_untouched(tmp_path: Path, capsys) -> None:
     from occworld_tokyo.sessions.command import main as generate_main
 
