@@ -16,6 +16,7 @@ from occworld_tokyo.labels import VEHICLE
 from occworld_tokyo.model import build_model
 from occworld_tokyo.model.build import tiny_model_config
 from occworld_tokyo.training.evaluate import evaluate
+from occworld_tokyo.training.stages import stage_for
 from occworld_tokyo.training.logs import format_metrics
 from occworld_tokyo.training.precision import Precision
 
@@ -66,7 +67,7 @@ def _model(plan: bool) -> torch.nn.Module:
 
 def _evaluate(model, batches, **eval_overrides):
     eval_cfg = {**with_defaults({})["evaluation"], **eval_overrides}
-    return evaluate(model, batches, "world_model", GRID, 2.0, torch.device("cpu"), FP32, eval_cfg, 14, 0)
+    return evaluate(model, batches, stage_for(model), GRID, 2.0, torch.device("cpu"), FP32, eval_cfg, 14, 0)
 
 
 def test_defaults_evaluate_camera_visible_voxels_and_two_vpq_thresholds():
@@ -123,7 +124,7 @@ def test_tokenizer_stage_reports_recon_over_all_and_visible_voxels(batches):
     vae = build_model({**tiny_model_config(grid_size=(32, 32, 8)), "type": "VAERes2D"})
     frames = [{"occ": b["occ"][:, :1], "visible": b["visible"][:, :1]} for b in batches]
     eval_cfg = with_defaults({})["evaluation"]
-    metrics, _ = evaluate(vae, frames, "tokenizer", GRID, 2.0, torch.device("cpu"), FP32, eval_cfg, 14, 0)
+    metrics, _ = evaluate(vae, frames, stage_for(vae), GRID, 2.0, torch.device("cpu"), FP32, eval_cfg, 14, 0)
     assert metrics["recon"]["samples"] == metrics["recon_visible"]["samples"] == 2 * B
     assert metrics["recon"] != metrics["recon_visible"]
     assert math.isfinite(metrics["val_loss"])

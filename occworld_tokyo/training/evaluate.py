@@ -49,48 +49,56 @@ def _accumulate(sums: dict[str, float], out: dict[str, torch.Tensor], batch: int
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader, stage: str, grid: GridSpec, rate_hz: float, device: torch.device,
+def evaluate(model: torch.nn.Module, loader, stage, grid: GridSpec, rate_hz: float, device: torch.device,
              precision: Precision, eval_cfg: dict, num_classes: int, free_index: int,
              max_samples: int | None = None, log=print) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Returns (metrics dict, example arrays for pictures: 'gt', 'pred' (T, X, Y, Z) of the first window)."""
+    """Validation of `model` by its stage object (`stages.stage_for(model)`, whose `validate` picks
+    `evaluate_tokenizer` or `evaluate_world_model`). Returns (metrics dict, example arrays for pictures: 'gt',
+    'pred' (T, X, Y, Z) of the first window)."""
     from occworld_tokyo.evaluation import AllAndVisible, ReconstructionMetrics
 
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
-    sums: dict[str, float] = {}
-    n = 0
-    example: dict[str, np.ndarray] = {}
     visibility = eval_cfg.get("visibility")
     recon = AllAndVisible(lambda: ReconstructionMetrics(num_classes, free_index), bool(visibility))
-    if stage == "tokenizer":
-        from occworld_tokyo.model.vae import codebook_usage
-
-        code_counts = torch.zeros(model.n_e, dtype=torch.long)
-        for batch in loader:
-            occ = batch["occ"].to(device).long()
-            with precision.autocast():
-                out = model.forward_train(occ)
-            b = occ.shape[0]
-            _accumulate(sums, out, b)
-            recon.update(out["pred"], occ, mask=_visible(batch, visibility, device))
-            code_counts += torch.bincount(out["indices"].flatten().cpu(), minlength=model.n_e)
-            if not example:
-                example = {"gt": occ[0].cpu().numpy(), "pred": out["pred"][0].cpu().numpy()}
-            n += b
-            if max_samples and n >= max_samples:
-                break
-        metrics = {**_mean_losses(sums, n),
-                   "codebook": {"n_e": model.n_e, **codebook_usage(None, model.n_e, code_counts)}}
-        _put(metrics, "recon", *recon.compute())
-    else:
-        metrics, example, n = _evaluate_world_model(model, loader, grid, rate_hz, device, precision, eval_cfg,
-                                                    num_classes, free_index, max_samples, recon)
+    metrics, example, n = stage.validate(model, loader, grid=grid, rate_hz=rate_hz, device=device,
+                                         precision=precision, eval_cfg=eval_cfg, num_classes=num_classes,
+                                         free_index=free_index, max_samples=max_samples, recon=recon)
     metrics["visibility"] = visibility
     metrics["val_samples"] = n
     metrics["eval_seconds"] = time.perf_counter() - t0
     model.train(was_training)
     return metrics, example
+
+
+def evaluate_tokenizer(model, loader, *, device, precision: Precision, eval_cfg: dict, max_samples: int | None,
+                       recon, **unused) -> tuple[dict[str, Any], dict[str, np.ndarray], int]:
+    """Stage 1: validation loss terms, reconstruction mIoU / IoU (all and visible voxels), codebook use."""
+    from occworld_tokyo.model.vae import codebook_usage
+
+    visibility = eval_cfg.get("visibility")
+    sums: dict[str, float] = {}
+    n = 0
+    example: dict[str, np.ndarray] = {}
+    code_counts = torch.zeros(model.n_e, dtype=torch.long)
+    for batch in loader:
+        occ = batch["occ"].to(device).long()
+        with precision.autocast():
+            out = model.forward_train(occ)
+        b = occ.shape[0]
+        _accumulate(sums, out, b)
+        recon.update(out["pred"], occ, mask=_visible(batch, visibility, device))
+        code_counts += torch.bincount(out["indices"].flatten().cpu(), minlength=model.n_e)
+        if not example:
+            example = {"gt": occ[0].cpu().numpy(), "pred": out["pred"][0].cpu().numpy()}
+        n += b
+        if max_samples and n >= max_samples:
+            break
+    metrics = {**_mean_losses(sums, n),
+               "codebook": {"n_e": model.n_e, **codebook_usage(None, model.n_e, code_counts)}}
+    _put(metrics, "recon", *recon.compute())
+    return metrics, example, n
 
 
 def _visible(batch: dict, visibility: str | None, device, frames: slice = slice(None)):
@@ -107,8 +115,8 @@ def _put(metrics: dict, key: str, all_voxels: Any, visible: Any) -> None:
         metrics[f"{key}_visible"] = visible
 
 
-def _evaluate_world_model(model, loader, grid: GridSpec, rate_hz: float, device, precision: Precision,
-                          eval_cfg: dict, num_classes: int, free_index: int, max_samples: int | None, recon):
+def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, device, precision: Precision,
+                         eval_cfg: dict, num_classes: int, free_index: int, max_samples: int | None, recon):
     from occworld_tokyo.evaluation import (AllAndVisible, OccupancyMetrics, PlanningMetrics, VPQMetric,
                                            copy_last_frame, ego_warp, split_results)
     from occworld_tokyo.evaluation.planning import DEFAULT_AGENT_BOX

@@ -36,6 +36,10 @@ class Stage:
     def prepare_training(self, model: torch.nn.Module) -> None:
         """Per-run state the training steps need (called once, before the first step)."""
 
+    def validate(self, model: torch.nn.Module, loader, **kw) -> tuple[dict, dict, int]:
+        """This stage's validation pass (training/evaluate.py): (metrics, example arrays, windows evaluated)."""
+        raise NotImplementedError
+
     def trainable_params(self, model: torch.nn.Module) -> list[torch.nn.Parameter]:
         return [p for p in model.parameters() if p.requires_grad]
 
@@ -87,6 +91,11 @@ class TokenizerStage(Stage):
 
     def inputs(self, batch, device):
         return (batch["occ"].to(device, non_blocking=True).long(),)
+
+    def validate(self, model, loader, **kw):
+        from occworld_tokyo.training.evaluate import evaluate_tokenizer
+
+        return evaluate_tokenizer(model, loader, **kw)
 
     def before_save(self, model):
         from occworld_tokyo.model import mark_tokenizer_trained
@@ -140,6 +149,11 @@ class WorldModelStage(Stage):
 
     def trainable_params(self, model):
         return list(model.trainable_parameters())
+
+    def validate(self, model, loader, **kw):
+        from occworld_tokyo.training.evaluate import evaluate_world_model
+
+        return evaluate_world_model(model, loader, **kw)
 
     def check_consistency(self, cfg, selection_shape, model):
         super().check_consistency(cfg, selection_shape, model)

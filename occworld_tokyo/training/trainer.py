@@ -135,7 +135,7 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
     val_loader = make_loader(bundle.val, batch_size, min(workers, 2), None)
 
     def run_eval(tag: str) -> tuple[dict, dict]:
-        metrics, example = evaluate(model, val_loader, stage.name, bundle.selection.grid, bundle.rate_hz,
+        metrics, example = evaluate(model, val_loader, stage, bundle.selection.grid, bundle.rate_hz,
                                     env.device, precision, ev_cfg, int(cfg["num_classes"]), int(cfg["free_index"]),
                                     ev_cfg.get("max_samples"))
         return {"tag": tag, **metrics}, example
