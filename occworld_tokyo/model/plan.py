@@ -103,15 +103,19 @@ class PlanConditioning(nn.Module):
     """The plan queries of one model (module docstring). `extent` = (x_lo, x_hi, y_lo, y_hi) of the token map in
     metres (the config's point_cloud_range x/y). `copy_logit` (None: off) adds a learned logit (starting at that
     value) to the code each cell's warped token has, inside frame t's map: the forecast starts as the token-space
-    ego warp and the transformer learns where to depart from it."""
+    ego warp and the transformer learns where to depart from it. `outside`: what cells coming from outside frame
+    t's map get: 'zeros' (a zero token, nothing to copy) or 'border' (the nearest edge cell's token and code, the
+    scene continued outward)."""
 
     def __init__(self, embed_dim: int, point_cloud_range: Sequence[float], hidden_channels: int = 64,
                  dropout: float = 0.0, warp: bool = True, embed: bool = True, copy_logit: float | None = None,
-                 **unused):
+                 outside: str = "zeros", **unused):
         super().__init__()
         if unused:
             raise TypeError(f"model.plan: unknown config keys {sorted(unused)} (known: enabled, point_cloud_range, "
-                            "hidden_channels, dropout, warp, embed, copy_logit)")
+                            "hidden_channels, dropout, warp, embed, copy_logit, outside)")
+        if outside not in ("zeros", "border"):
+            raise ValueError(f"model.plan.outside must be 'zeros' or 'border' (got {outside!r})")
         if len(point_cloud_range) != 6:
             raise ValueError(f"model.plan.point_cloud_range needs 6 numbers (got {point_cloud_range!r})")
         if not 0.0 <= float(dropout) < 1.0:
@@ -120,7 +124,7 @@ class PlanConditioning(nn.Module):
             raise ValueError("model.plan.copy_logit needs warp=True (it copies the warped codes)")
         pcr = [float(v) for v in point_cloud_range]
         self.extent = (pcr[0], pcr[3], pcr[1], pcr[4])
-        self.dropout, self.warp, self.embed = float(dropout), bool(warp), bool(embed)
+        self.dropout, self.warp, self.embed, self.outside = float(dropout), bool(warp), bool(embed), outside
         self.encoder = PlanEncoder(embed_dim, hidden_channels) if embed else None
         self.copy_logit = None if copy_logit is None else nn.Parameter(torch.tensor(float(copy_logit)))
 
@@ -136,10 +140,10 @@ class PlanConditioning(nn.Module):
             grid = warp_grid(poses.flatten(0, 1).float(), next_poses.flatten(0, 1).float(), tokens.shape[-2:],
                              self.extent)
             queries = F.grid_sample(tokens.flatten(0, 1), grid.to(tokens.dtype), mode="nearest",
-                                    padding_mode="zeros", align_corners=False).view_as(tokens)
+                                    padding_mode=self.outside, align_corners=False).view_as(tokens)
             if self.copy_logit is not None:  # codes + 1 so that "outside" (0 padding) becomes -1
                 moved = F.grid_sample((codes.flatten(0, 1)[:, None] + 1).float(), grid, mode="nearest",
-                                      padding_mode="zeros", align_corners=False)
+                                      padding_mode=self.outside, align_corners=False)
                 copy = (moved.round().long() - 1).view(codes.shape)
         if self.encoder is not None:
             bias = self.encoder(motion_features(poses.float(), next_poses.float()).to(tokens.dtype))

@@ -53,5 +53,6 @@ model = dict(
     # the plan so the same model also forecasts unconditioned. point_cloud_range is copied in from the top level.
     # copy_logit: a learned logit (starting value; None = off) for each cell's plan-warped code, so the forecast
     # starts as the token-space ego warp; warp / embed switch the two inputs (ablations, docs/training.md).
-    plan=dict(enabled=False, dropout=0.25, hidden_channels=64, warp=True, embed=True, copy_logit=None),
+    plan=dict(enabled=False, dropout=0.25, hidden_channels=64, warp=True, embed=True, copy_logit=None,
+              outside='zeros'),
 )
