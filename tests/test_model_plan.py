@@ -12,7 +12,7 @@ from occworld_tokyo.evaluation.baselines import ego_warp
 from occworld_tokyo.grid import EgoFrame, GridSpec
 from occworld_tokyo.model import build_model
 from occworld_tokyo.model.build import tiny_model_config
-from occworld_tokyo.model.plan import motion_features, pose_yaw, warp_grid, warp_tokens
+from occworld_tokyo.model.plan import motion_features, pose_yaw, warp_tokens
 
 PCR = [-12.8, -12.8, -2.0, 12.8, 12.8, 8.0]
 
@@ -158,9 +158,8 @@ def test_border_fill_continues_the_scene_into_cells_entering_the_view():
     plan = torch.stack([_pose(x=6.4), _pose(x=12.8)])[None]   # straight ahead: the far rows enter the view
     out = model.rollout(occ, poses, 2, plan=plan)
     _, hist_codes = model.vae.encode(occ)
-    where = warp_grid(poses[:, -1], plan[:, 0], hist_codes.shape[-2:], model.plan.extent)
-    border = torch.nn.functional.grid_sample(hist_codes[:, -1:].float(), where, mode="nearest", padding_mode="border",
-                                             align_corners=False)[:, 0].long()
+    border = warp_tokens(hist_codes[:, -1:].float(), poses[:, -1], plan[:, 0], model.plan.extent,
+                         outside="border")[:, 0].long()
     assert torch.equal(out["codes"][:, 0], border)
     inside = warp_tokens((hist_codes[:, -1:] + 1).float(), poses[:, -1], plan[:, 0], model.plan.extent)[:, 0] > 0
     assert (~inside).any()                                      # some cells did come from outside

@@ -79,10 +79,16 @@ def warp_grid(pose_from: Tensor, pose_to: Tensor, token_size: Sequence[int], ext
     return torch.stack([u, v], dim=-1)
 
 
-def warp_tokens(tokens: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float]) -> Tensor:
-    """Token maps (N, C, h, w) of frames t, seen from the planned frames t+1 (nearest cell; zero outside)."""
-    grid = warp_grid(pose_from.float(), pose_to.float(), tokens.shape[-2:], extent).to(tokens.dtype)
-    return F.grid_sample(tokens, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+def _nearest(maps: Tensor, grid: Tensor, outside: str) -> Tensor:
+    """maps (N, C, h, w) sampled at grid (N, h, w, 2), nearest cell; `outside` = grid_sample's padding_mode."""
+    return F.grid_sample(maps, grid.to(maps.dtype), mode="nearest", padding_mode=outside, align_corners=False)
+
+
+def warp_tokens(tokens: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float],
+                outside: str = "zeros") -> Tensor:
+    """Token maps (N, C, h, w) of frames t, seen from the planned frames t+1 (nearest cell; zero outside, or the
+    nearest edge cell with outside='border')."""
+    return _nearest(tokens, warp_grid(pose_from.float(), pose_to.float(), tokens.shape[-2:], extent), outside)
 
 
 class PlanEncoder(nn.Module):
@@ -124,7 +130,7 @@ class PlanConditioning(nn.Module):
             raise ValueError("model.plan.copy_logit needs warp=True (it copies the warped codes)")
         pcr = [float(v) for v in point_cloud_range]
         self.extent = (pcr[0], pcr[3], pcr[1], pcr[4])
-        self.dropout, self.warp, self.embed, self.outside = float(dropout), bool(warp), bool(embed), outside
+        self.dropout, self.warp, self.outside = float(dropout), bool(warp), outside
         self.encoder = PlanEncoder(embed_dim, hidden_channels) if embed else None
         self.copy_logit = None if copy_logit is None else nn.Parameter(torch.tensor(float(copy_logit)))
 
@@ -139,11 +145,9 @@ class PlanConditioning(nn.Module):
         if self.warp:
             grid = warp_grid(poses.flatten(0, 1).float(), next_poses.flatten(0, 1).float(), tokens.shape[-2:],
                              self.extent)
-            queries = F.grid_sample(tokens.flatten(0, 1), grid.to(tokens.dtype), mode="nearest",
-                                    padding_mode=self.outside, align_corners=False).view_as(tokens)
+            queries = _nearest(tokens.flatten(0, 1), grid, self.outside).view_as(tokens)
             if self.copy_logit is not None:  # codes + 1 so that "outside" (0 padding) becomes -1
-                moved = F.grid_sample((codes.flatten(0, 1)[:, None] + 1).float(), grid, mode="nearest",
-                                      padding_mode=self.outside, align_corners=False)
+                moved = _nearest((codes.flatten(0, 1)[:, None] + 1).float(), grid, self.outside)
                 copy = (moved.round().long() - 1).view(codes.shape)
         if self.encoder is not None:
             bias = self.encoder(motion_features(poses.float(), next_poses.float()).to(tokens.dtype))
