@@ -141,7 +141,9 @@ def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, devic
         occ = batch["occ"].to(device).long()
         poses = batch["poses"].to(device).float()
         with precision.autocast():
-            out = model.forward_train(occ, poses)
+            # a frozen tokenizer encodes the window once: the teacher-forced loss and the ceiling below share it
+            codes = model.vae.encode(occ)[1] if model.freeze_vae else None
+            out = model.forward_train(occ, poses, codes=codes)
             roll = model.rollout(occ[:, :H], poses[:, :H], F)
             roll_plan = model.rollout(occ[:, :H], poses[:, :H], F, plan=poses[:, H:]) if plan_mode else None
         B = occ.shape[0]
@@ -166,7 +168,7 @@ def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, devic
             vpq_m[m].update(pred.cpu().numpy(), gt_cpu, inst, frames=[f[H:] for f in frames], mask=mask_cpu)
             scored.add(m)
         # tokenizer ceiling: reconstruct the ground-truth future frames through the frozen tokenizer
-        _, idx = model.vae.encode(gt)
+        idx = codes[:, H:] if codes is not None else model.vae.encode(gt)[1]
         recon.update(model.vae.decode_indices(idx), gt, mask=mask)
         # planning: paths in the current ego frame
         p = batch["poses"].numpy().astype(np.float64)
