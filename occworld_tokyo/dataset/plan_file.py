@@ -32,7 +32,7 @@ import numpy as np
 
 from occworld_tokyo.dataset.poses import pose_arrays, relative_poses
 from occworld_tokyo.errors import UserError
-from occworld_tokyo.rotations import wrap_angle, yaw_quat
+from occworld_tokyo.rotations import quat_from_euler, wrap_angle
 
 
 class PlanFileError(UserError):
@@ -52,8 +52,7 @@ def waypoints_to_poses(waypoints: np.ndarray, rate_hz: float) -> np.ndarray:
             last = float(np.arctan2(dy, dx))
         yaw[k] = last
     dyaw = wrap_angle(np.diff(np.concatenate([[0.0], yaw])))
-    quat = np.stack([yaw_quat(float(a)) for a in yaw])
-    quat *= np.where(quat[:, 3:4] < 0, -1.0, 1.0)
+    quat = quat_from_euler(yaw, 0.0, 0.0)  # yaw only, w >= 0
     lin = step * rate_hz
     ang = np.zeros((len(pts), 3))
     ang[:, 2] = dyaw * rate_hz
