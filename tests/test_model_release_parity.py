@@ -20,6 +20,9 @@ FIX = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "occ
 pytestmark = [pytest.mark.skipif(not (FIX / "io.npz").is_file(), reason="parity fixture not present"),
               pytest.mark.usefixtures("one_torch_thread")]
 ATOL = RTOL = 1e-4  # the fixture's README: 1 vs 2 threads alone moves floats by up to 2.5e-5
+# the release runs the last decoder level (of 2) on the tokens streams too; nothing reads those outputs, so the
+# model skips them: their recorded keys (@tokens / @pose_tokens) have no call to compare with
+SKIPPED_DEAD_CALLS = {"transformer.decoders.1.0", "transformer.decoders.1.1", "transformer.pose_de.1"}
 
 
 def _close(mine, ref: np.ndarray, key: str, atol: float = ATOL) -> None:
@@ -80,7 +83,10 @@ def _check_recorded(rec: Recorder, io: dict, prefix: str) -> int:
         if path not in rec.calls:
             continue
         what, _, stream = what.partition("@")
-        args, out = rec.calls[path][stream_call[stream] if stream else 0]
+        call = stream_call[stream] if stream else 0
+        if call >= len(rec.calls[path]) and path in SKIPPED_DEAD_CALLS:
+            continue  # the release computes it, nothing reads it; the model skips it (transformer.py)
+        args, out = rec.calls[path][call]
         if what == "out":
             value = out
         elif what == "in" or what == "in.query":
@@ -131,8 +137,11 @@ def test_transformer_every_block(fixture):
     with torch.no_grad():
         logits, pose = model.transformer(torch.from_numpy(io["in.tokens"]), torch.from_numpy(io["in.pose_tokens"]))
     rec.remove()
-    # all 130 recorded keys: every temporal/pose attention part, UnetBlock, sampler and pose MLP of both streams
-    assert _check_recorded(rec, io, "") == sum(k.startswith("transformer.") and ":" in k for k in io) == 130
+    # all 130 recorded keys but the 3 of the skipped dead calls (decoders.1.{0,1}:out@tokens,
+    # pose_de.1:out@pose_tokens): every temporal/pose attention part, UnetBlock, sampler and pose MLP of both streams
+    dead = [k for k in io if k.split(":")[0] in SKIPPED_DEAD_CALLS and k.endswith(("@tokens", "@pose_tokens"))]
+    assert len(dead) == 3 and not any(len(rec.calls[p]) > 1 for p in SKIPPED_DEAD_CALLS)
+    assert _check_recorded(rec, io, "") == sum(k.startswith("transformer.") and ":" in k for k in io) - 3 == 127
     _close(logits, io["transformer:out.code_logits"], "code_logits")
     _close(pose, io["transformer:out.pose"], "pose")
     mask = torch.ones(6, 6, dtype=torch.bool).triu(1)  # the release's attn_mask: True = may not attend

@@ -24,7 +24,8 @@ U-Net levels and C_i = C * 2**i:
                       temporal_attentions_de[j]
                       pose_up[j] (Linear), concatenate [pose_up, pose skip]
                       pose_attn_de[j] (attends the scene queries after this level's temporal attention)
-                      pose_de[j] (MLP) | decoders[j] (2 UnetBlocks)
+                      pose_de[j] (MLP) | decoders[j] (2 UnetBlocks); the last level skips the tokens streams,
+                      which the release computes but never reads
     conv_out (3x3 -> n_codes logits) on the queries | pose_out (Linear) on the pose queries
 
 UnetBlock: relu(conv2(relu(conv1(LayerNorm(x)))) + shortcut(x)); its LayerNorm is over (h, w) in the encoder
@@ -46,6 +47,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .cpu_ops import Linear, linear
+
 
 class MultiheadAttention(nn.Module):
     """nn.MultiheadAttention's parameters (`in_proj_weight` (3C, C), `in_proj_bias`, `out_proj`) over
@@ -59,7 +62,7 @@ class MultiheadAttention(nn.Module):
         self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
         self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim))
-        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = Linear(embed_dim, embed_dim)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
@@ -67,8 +70,8 @@ class MultiheadAttention(nn.Module):
         n, lq, c = x.shape
         w_q, w_kv = self.in_proj_weight.split([c, 2 * c])
         b_q, b_kv = self.in_proj_bias.split([c, 2 * c])
-        q = F.linear(x, w_q, b_q)
-        k, v = F.linear(source, w_kv, b_kv).chunk(2, dim=-1)
+        q = linear(x, w_q, b_q)
+        k, v = linear(source, w_kv, b_kv).chunk(2, dim=-1)
         heads = lambda t: t.reshape(n, t.shape[1], self.num_heads, c // self.num_heads).transpose(1, 2)
         out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=causal,
                                              dropout_p=self.dropout if self.training else 0.0)
@@ -80,8 +83,8 @@ class FFN(nn.Module):
 
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = Linear(dim, hidden)
+        self.fc2 = Linear(hidden, dim)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -144,7 +147,7 @@ class UnetBlock(nn.Module):
 
 def _mlp(in_dim: int, out_dim: int) -> nn.Sequential:
     """Linear -> ReLU -> Linear -> ReLU (checkpoint indices 0 and 2), the released pose_en/pose_mid/pose_de."""
-    return nn.Sequential(nn.Linear(in_dim, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim), nn.ReLU())
+    return nn.Sequential(Linear(in_dim, out_dim), nn.ReLU(), Linear(out_dim, out_dim), nn.ReLU())
 
 
 class PlanUAutoRegTransformer(nn.Module):
@@ -202,14 +205,14 @@ class PlanUAutoRegTransformer(nn.Module):
         self.temporal_attentions_de = nn.ModuleList(temporal(dec_in[j]) for j in range(L))
         self.pose_attn_de = nn.ModuleList(pose_attn(dec_in[j]) for j in range(L))
         self.upsamples = nn.ModuleList(nn.ConvTranspose2d(dec_in[j], dec_out[j], 2, 2) for j in range(L))
-        self.pose_up = nn.ModuleList(nn.Linear(dec_in[j], dec_out[j]) for j in range(L))
+        self.pose_up = nn.ModuleList(Linear(dec_in[j], dec_out[j]) for j in range(L))
         self.decoders = nn.ModuleList(
             nn.Sequential(UnetBlock((dec_in[j], *sizes[L - 1 - j]), dec_in[j], dec_out[j]),
                           UnetBlock((dec_out[j], *sizes[L - 1 - j]), dec_out[j], dec_out[j]))
             for j in range(L))
         self.pose_de = nn.ModuleList(_mlp(dec_in[j], dec_out[j]) for j in range(L))
         self.conv_out = nn.Conv2d(C, n_codes, 3, 1, 1)
-        self.pose_out = nn.Linear(C, C)
+        self.pose_out = Linear(C, C)
 
     @staticmethod
     def _temporal(queries: Tensor, tokens: Tensor, layers: nn.ModuleList, b: int, f: int) -> Tensor:
@@ -275,7 +278,8 @@ class PlanUAutoRegTransformer(nn.Module):
             pose_q = torch.cat([self.pose_up[j](pose_q), skip_pq], dim=-1)
             pose_t = torch.cat([self.pose_up[j](pose_t), skip_pt], dim=-1)
             pose_q = self._pose(pose_q, pose_t, queries, self.pose_attn_de[j])
-            pose_q, pose_t = self.pose_de[j](pose_q), self.pose_de[j](pose_t)
-            queries, tokens = self.decoders[j](queries), self.decoders[j](tokens)
+            pose_q, queries = self.pose_de[j](pose_q), self.decoders[j](queries)
+            if j < self.num_layers - 1:  # the release also runs the last level's tokens streams; nothing reads them
+                pose_t, tokens = self.pose_de[j](pose_t), self.decoders[j](tokens)
         logits = self.conv_out(queries)
         return logits.view(b, f, *logits.shape[1:]), self.pose_out(pose_q)

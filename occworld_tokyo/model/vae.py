@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .losses import lovasz_softmax, occupancy_ce
+from .cpu_ops import Embedding, attention, linear
 
 
 def Normalize(channels: int) -> nn.GroupNorm:
@@ -77,9 +78,9 @@ class AttnBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, c, h, w = x.shape
         y = self.norm(x)
-        q, k, v = (m(y).reshape(n, 1, c, h * w).transpose(2, 3) for m in (self.q, self.k, self.v))
-        out = F.scaled_dot_product_attention(q, k, v)  # (n, 1, hw, c)
-        out = out.transpose(2, 3).reshape(n, c, h, w)
+        q, k, v = (m(y).reshape(n, c, h * w).transpose(1, 2) for m in (self.q, self.k, self.v))
+        out = attention(q, k, v)  # (n, hw, c)
+        out = out.transpose(1, 2).reshape(n, c, h, w)
         return x + self.proj_out(out)
 
 
@@ -95,20 +96,40 @@ class Downsample(nn.Module):
         return self.conv(x)
 
 
+# Nearest x2 upsampling then a 3x3 conv (padding 1) is a stride-2 transposed conv with a 4x4 kernel (padding 1):
+# output row 2i+a reads upsampled rows 2i+a-1..2i+a+1 = low-res rows (i-1, i, i) for a = 0 and (i, i, i+1) for
+# a = 1, and the transposed conv's tap k = y + 1 - 2r (y the output row, r the low-res row) collects, per tap,
+# these kernel rows: tap 0 <- row 2, tap 1 <- rows 1+2, tap 2 <- rows 0+1, tap 3 <- row 0. Same for columns.
+_UPSAMPLE_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
 class Upsample(nn.Module):
     """Nearest x2 upsampling, zero-padded (or cropped) to `shape` = the size the encoder had before the matching
-    Downsample (left/top get diff // 2, as released; a no-op when sizes halve exactly), then a 3x3 conv."""
+    Downsample (left/top get diff // 2, as released; a no-op when sizes halve exactly), then a 3x3 conv.
+
+    When the sizes double exactly, upsampling and conv are one stride-2 transposed conv over the low-resolution
+    map with the 3x3 kernel's rows and columns summed into 4x4 taps (`_UPSAMPLE_TAPS`): the same result to float
+    rounding with 16 instead of 36 multiply-adds per low-res pixel and channel pair (2x faster forward + backward
+    on CPU at the released widths)."""
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
 
     def forward(self, x: Tensor, shape: Sequence[int]) -> Tensor:
+        n, c, h, w = x.shape
+        if tuple(shape) == (2 * h, 2 * w):
+            return self._transposed(x)
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")
         dy, dx = shape[0] - x.shape[2], shape[1] - x.shape[3]
         if dy or dx:
             x = F.pad(x, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
         return self.conv(x)
+
+    def _transposed(self, x: Tensor) -> Tensor:
+        taps = _UPSAMPLE_TAPS.to(self.conv.weight)
+        kernel = torch.einsum("pk,oikl,ql->iopq", taps, self.conv.weight, taps)   # (cin, cout, 4, 4)
+        return F.conv_transpose2d(x, kernel, self.conv.bias, stride=2, padding=1)
 
 
 def level_shapes(height: int, width: int, levels: int) -> list[tuple[int, int]]:
@@ -377,7 +398,7 @@ class VAERes2D(nn.Module):
                              torch.tensor([float(w) for w in class_weights]), persistent=False)
         self.tokenizer_grid: tuple[int, int, int, int] | None = None
 
-        self.class_embeds = nn.Embedding(num_classes, expansion)
+        self.class_embeds = Embedding(num_classes, expansion)
         self.encoder = Encoder2D(Z * expansion, ch, ch_mult, num_res_blocks, attn_resolutions, X, z_channels, dropout)
         self.decoder = Decoder2D(Z * expansion, ch, ch_mult, num_res_blocks, attn_resolutions, X, z_channels, dropout)
         self.dead_code_restart = _restart_spec(dead_code_restart)
@@ -406,7 +427,7 @@ class VAERes2D(nn.Module):
         N, X, Y, Z, C)."""
         n, _, x, y = h.shape
         feats = h.permute(0, 2, 3, 1).reshape(n, x, y, self.grid_size[2], self.expansion)
-        logits = feats @ self.class_embeds.weight.to(h.dtype).t()   # (N, X, Y, Z, C)
+        logits = linear(feats, self.class_embeds.weight.to(h.dtype))   # (N, X, Y, Z, C)
         return logits.permute(0, 4, 1, 2, 3)
 
     def _encode(self, occ: Tensor, no_grad_chunk: int = 2) -> tuple[Tensor, Tensor, Tensor]:
