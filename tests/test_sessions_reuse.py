@@ -132,3 +132,25 @@ def test_sessions_of_other_shards_are_not_foreign(data, city):
     report = _gen(data, city, shard=(0, 2))
     assert report.skipped == ["drone_20240101_120000"] and report.others == []
     assert "note" not in report.summary()
+
+
+def test_a_session_that_cannot_be_planned_names_itself_and_keeps_the_others(tmp_path, city, monkeypatch):
+    import occworld_tokyo.sessions.generate as gen
+    from occworld_tokyo.trajectories.curves import PlanningError
+
+    real = gen.plan_trajectory
+
+    def plan(world, agent, *args):
+        if agent == "rover":
+            raise PlanningError("no free street space")
+        return real(world, agent, *args)
+
+    monkeypatch.setattr(gen, "plan_trajectory", plan)
+    out = tmp_path / "data"
+    with pytest.raises(GenerationError) as info:
+        _gen(out, city)
+    message = str(info.value)
+    assert "session rover_20240101_120001 (rover;" in message and "no free street space" in message
+    assert "--frames" in message and "re-run resumes" in message
+    assert layout.is_session_dir(out / "drone_20240101_120000")
+    assert sorted(p.name for p in out.iterdir()) == ["drone_20240101_120000"]   # nothing half-written

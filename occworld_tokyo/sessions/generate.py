@@ -31,6 +31,7 @@ from occworld_tokyo.sessions import layout, writer
 from occworld_tokyo.sessions.layout import GenerationError
 from occworld_tokyo.sessions.regions import DEFAULT_REGION_SIZE, SessionArea, session_area
 from occworld_tokyo.sessions.reuse import DATA_REVISION, SAMPLE_DISTRICT, check_reusable, other_sessions
+from occworld_tokyo.trajectories.curves import PlanningError
 from occworld_tokyo.trajectories.trajectory import Trajectory
 
 
@@ -321,7 +322,15 @@ def _run_session(worker: _Worker, job: tuple[int, str, str]) -> tuple[str, int]:
     if ctx.spec.sensors:
         caster, static = worker.caster_for((area.place, area.plan_area), sensor_src, world)
     rng = np.random.default_rng([ctx.spec.seed, index])
-    traj = plan_trajectory(world, agent, ctx.spec.frames, ctx.spec.rate_hz, rng)
+    try:
+        traj = plan_trajectory(world, agent, ctx.spec.frames, ctx.spec.rate_hz, rng)
+    except PlanningError as exc:
+        where = f"tile {area.tile}, " if area.tile else ""
+        x0, y0, x1, y1 = area.plan_area
+        raise GenerationError(
+            f"session {name} ({agent}; {where}plan area {x1 - x0:.0f} x {y1 - y0:.0f} m): {exc}. Sessions already "
+            f"written are kept (a re-run resumes); for this one try fewer --frames, a higher --rate, or --region "
+            f"where the data covers more open space") from exc
     traffic = simulate_session_traffic(world, traj, ctx.spec, index)
     out_root = ctx.output
     tmp = writer.make_session_tmp(out_root, name, sensors=ctx.spec.sensors)
