@@ -40,7 +40,7 @@ from .curves import (
     speed_profile,
     time_samples,
 )
-from .maps import AltitudeMap, altitude_map, plan_bounds
+from .maps import AltitudeMap, altitude_map, near_mask, plan_bounds
 from .trajectory import Trajectory
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class DroneSpec:
     survey_lane_range: tuple[float, float] = (120.0, 400.0)  # m lane length
     orbit_radius_range: tuple[float, float] = (45.0, 150.0)  # m
     orbit_min_relief: float = 25.0  # m: structures at least this tall are orbit centres
+    low_orbit_radius_range: tuple[float, float] = (25.0, 40.0)  # m, around lower structures where none is tall
     waypoint_leg_range: tuple[float, float] = (80.0, 250.0)  # m between waypoints
     waypoint_smoothing: float = 18.0  # m (Gaussian sigma along the route)
     waypoint_max_turn: float = 1.75  # rad (~100 deg) between successive legs
@@ -82,6 +83,8 @@ class DroneSpec:
     lead_time: float = 4.0  # s of flight before and after the session (keeps spline ends away)
     check_step: float = 0.2  # m of travel between dense checks
     attempts_per_pattern: int = 12
+    near_structure_m: float = 30.0  # m: cells this close to a structure (>= 3 m) are "near" (the 80 m grid sees it)
+    open_weight: float = 0.02  # relative chance of a start point / waypoint away from every structure
 
     def __post_init__(self) -> None:
         if not (0 < self.min_agl < self.max_agl <= self.ceiling_agl):
@@ -111,11 +114,24 @@ def _fly_ok(amap: AltitudeMap, fly: np.ndarray, xy: np.ndarray) -> bool:
     return bool(np.all(valid & fly[i, j]))
 
 
-def _random_fly_point(amap: AltitudeMap, fly: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def near_structures(amap: AltitudeMap, spec: DroneSpec) -> np.ndarray:
+    """(H, W) cells within `spec.near_structure_m` of a structure standing >= 3 m above the terrain."""
+    return near_mask(amap.relief >= 3.0, spec.near_structure_m / amap.grid.cell)
+
+
+def _is_near(amap: AltitudeMap, near: np.ndarray, xy: np.ndarray) -> bool:
+    i, j, valid = amap.grid.index(xy)
+    return bool(valid[0] and near[i[0], j[0]])
+
+
+def _random_fly_point(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, rng: np.random.Generator) -> np.ndarray:
+    """A point of a fly cell; cells away from every structure are `spec.open_weight` times as likely as cells
+    near one, so that flights over sparse (rural) areas start where the grid shows something."""
     ii, jj = np.nonzero(fly)
     if len(ii) == 0:
         raise PlanningError("no cell of the world allows flight in the altitude band")
-    k = rng.integers(len(ii))
+    w = np.where(near_structures(amap, spec)[ii, jj], 1.0, spec.open_weight)
+    k = rng.choice(len(ii), p=w / w.sum())
     return amap.grid.centers(ii[k], jj[k]) + rng.uniform(-0.5, 0.5, 2) * amap.grid.cell
 
 
@@ -135,7 +151,8 @@ def survey_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: fl
         lane = max(lane0 * shrink, spec.survey_lane_range[0] * 0.5)
         n_lanes = int(np.clip(np.ceil(needed / (lane + spacing)), 3, max(3, int(8 * shrink))))
         width = (n_lanes - 1) * spacing
-        centre = _random_fly_point(amap, fly, rng)
+        # the first lane runs through the drawn point (near a structure): the rectangle lies to one side of it
+        centre = _random_fly_point(amap, fly, spec, rng) + width / 2 * w
         corners = np.array([centre + sx * lane / 2 * u + sy * width / 2 * w for sx in (-1, 1) for sy in (-1, 1)])
         edges = polyline_points(corners[[0, 1, 3, 2, 0]], amap.grid.cell / 2)
         inner = centre + (np.linspace(-0.5, 0.5, 2 * n_lanes)[:, None, None] * width * w
@@ -162,15 +179,20 @@ def survey_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: fl
 
 def orbit_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: float,
                 rng: np.random.Generator) -> Route:
-    """Circles around a tall structure (or, if the world has none, a random point of interest)."""
+    """Circles around a tall structure; where the world has none, a low orbit (`low_orbit_radius_range`, so that
+    the 80 m grid keeps it in view) around a smaller one, or around a random point where nothing stands."""
+    radius_range = spec.orbit_radius_range
     tall_i, tall_j = np.nonzero((amap.relief >= spec.orbit_min_relief) & amap.inside)
+    if not len(tall_i):
+        tall_i, tall_j = np.nonzero((amap.relief >= 3.0) & amap.inside)
+        radius_range = spec.low_orbit_radius_range
     if len(tall_i):
         weight = amap.relief[tall_i, tall_j] ** 2  # taller structures are likelier centres
         k = rng.choice(len(tall_i), p=weight / weight.sum())
         centre = amap.relief_xy[tall_i[k], tall_j[k]]  # the tallest column of that cell
     else:
-        centre = _random_fly_point(amap, fly, rng)
-    radius = rng.uniform(*spec.orbit_radius_range)
+        centre = _random_fly_point(amap, fly, spec, rng)
+    radius = rng.uniform(*radius_range)
     direction = rng.choice([-1.0, 1.0])
     phase = rng.uniform(0, 2 * np.pi)
     check = centre + radius * np.stack([np.cos(a := np.linspace(0, 2 * np.pi, 720)), np.sin(a)], 1)
@@ -185,12 +207,15 @@ def orbit_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: flo
 
 def waypoint_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: float,
                    rng: np.random.Generator) -> Route:
-    """Random waypoints with bounded turns between legs; every leg over fly cells; smoothed."""
-    p = _random_fly_point(amap, fly, rng)
+    """Random waypoints with bounded turns between legs; every leg over fly cells; smoothed. A leg ending near a
+    structure is preferred: of the first 8 free candidates the first that does, else the first free one."""
+    near = near_structures(amap, spec)
+    p = _random_fly_point(amap, fly, spec, rng)
     heading = rng.uniform(-np.pi, np.pi)
     verts = [p]
     total = 0.0
     while total < needed:
+        free: list[tuple[np.ndarray, float, float]] = []
         for attempt in range(40):
             spread = 0.8 if attempt < 20 else 2.0
             turn = float(np.clip(rng.normal(0.0, spread), -spec.waypoint_max_turn, spec.waypoint_max_turn))
@@ -198,9 +223,12 @@ def waypoint_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: 
             leg = rng.uniform(*spec.waypoint_leg_range) * (1.0 if attempt < 30 else 0.6)
             q = p + leg * np.array([np.cos(h), np.sin(h)])
             if _fly_ok(amap, fly, polyline_points(np.array([p, q]), amap.grid.cell / 2)):
-                break
-        else:
+                free.append((q, h, leg))
+                if _is_near(amap, near, q) or len(free) == 8:
+                    break
+        if not free:
             raise PlanningError("no free direction for the next waypoint")
+        q, h, leg = next((c for c in free if _is_near(amap, near, c[0])), free[0])
         verts.append(q)
         total += leg
         p, heading = q, h

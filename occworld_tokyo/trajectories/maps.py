@@ -37,6 +37,13 @@ def plan_bounds(world: Any) -> tuple[float, float, float, float]:
     return tuple(getattr(world, "plan_bounds", world.bounds_xy))
 
 
+def near_mask(structure: np.ndarray, radius_cells: float) -> np.ndarray:
+    """(H, W) cells whose centre lies within `radius_cells` cell widths of a True cell of `structure`."""
+    if not structure.any():
+        return np.zeros_like(structure, dtype=bool)
+    return distance_transform_edt(~structure) <= radius_cells
+
+
 def block_argmax_xy(a: np.ndarray, f: int, x0: float, y0: float, dx: float, dy: float) -> np.ndarray:
     """(H, W, 2) world x, y of the centre of the column holding each f x f block's maximum."""
     nx, ny = a.shape

@@ -73,6 +73,8 @@ class RoverSpec:
     goal_margin: float = 15.0  # m: route legs end at least this far inside the border margin
     max_legs: int = 12
     attempts: int = 8
+    near_structure_m: float = 30.0  # m: street cells this close to a non-free column are "near" a structure
+    open_weight: float = 0.02  # relative chance of a start cell away from every structure
 
     def __post_init__(self) -> None:
         lo, hi = self.sensor_height_range
@@ -174,11 +176,12 @@ def _tree(graph: StreetGraph, source: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _leg_options(sg: StreetGrid, graph: StreetGraph, tree: tuple[np.ndarray, np.ndarray],
                  prev_dir: np.ndarray | None, remaining: float, deep_nodes: np.ndarray,
-                 rng: np.random.Generator, n_try: int = 60) -> list[tuple[int, np.ndarray]]:
+                 rng: np.random.Generator, near_m: float, n_try: int = 60) -> list[tuple[int, np.ndarray]]:
     """Candidate legs (goal node, cell-centre polyline) from a shortest-path tree that do not turn back.
 
     Goals lie away from the border margin and at least min(remaining, 30 m) away; those far enough to
-    finish come first, the others by decreasing distance.
+    finish come first, the others by decreasing distance; within each, goals within `near_m` of a structure
+    first (rural areas: the drive stays where the grid shows something).
     """
     dist, pred = tree
     reach = np.isfinite(dist) & (dist > 0)
@@ -198,7 +201,10 @@ def _leg_options(sg: StreetGrid, graph: StreetGraph, tree: tuple[np.ndarray, np.
         out.append((int(goal), leg, float(dist[goal])))
     finish = [o for o in out if o[2] >= remaining]
     rest = sorted((o for o in out if o[2] < remaining), key=lambda o: -o[2])
-    return [(g, leg) for g, leg, _ in finish + rest]
+    # goals near a structure first (stable: the order above within each group)
+    near = sg.clearance[graph.cells[:, 0], graph.cells[:, 1]] <= near_m
+    return [(g, leg) for g, leg, _ in sorted(finish, key=lambda o: not near[o[0]])
+            + sorted(rest, key=lambda o: not near[o[0]])]
 
 
 def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: float,
@@ -207,7 +213,9 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
     ai, aj = np.nonzero(allowed)
     road = sg.road[ai, aj]
     pool = np.nonzero(road)[0] if road.any() else np.arange(len(ai))
-    k = pool[rng.integers(len(pool))]
+    # start near structures (the grid then shows them); open cells keep a small chance (rural areas)
+    w = np.where(sg.clearance[ai[pool], aj[pool]] <= spec.near_structure_m, 1.0, spec.open_weight)
+    k = pool[rng.choice(len(pool), p=w / w.sum())]
     start = np.array([ai[k], aj[k]])
     r = int(np.ceil((needed + 30.0) / sg.grid.cell))
     window = (slice(max(0, start[0] - r), min(allowed.shape[0], start[0] + r + 1)),
@@ -221,7 +229,8 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
     tree = _tree(graph, current)
     for _leg in range(spec.max_legs):
         prev_dir = _direction(pts, from_end=True) if len(pts) > 1 else None
-        options = _leg_options(sg, graph, tree, prev_dir, needed - length, deep_nodes, rng)
+        options = _leg_options(sg, graph, tree, prev_dir, needed - length, deep_nodes, rng,
+                               spec.near_structure_m)
         if not options:
             raise PlanningError("every onward route turns back")
         for goal, leg in options[:6]:
@@ -230,7 +239,8 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
                 return route
             # look ahead: from this goal the drive must be able to go on without turning back
             next_tree = _tree(graph, goal)
-            if _leg_options(sg, graph, next_tree, _direction(route, from_end=True), 30.0, deep_nodes, rng, 20):
+            if _leg_options(sg, graph, next_tree, _direction(route, from_end=True), 30.0, deep_nodes, rng,
+                            spec.near_structure_m, 20):
                 break
         else:
             raise PlanningError("every onward route ends in a dead end")
