@@ -114,9 +114,14 @@ def _fly_ok(amap: AltitudeMap, fly: np.ndarray, xy: np.ndarray) -> bool:
     return bool(np.all(valid & fly[i, j]))
 
 
+STRUCTURE_RELIEF = 3.0
+"""m above the terrain: a column standing at least this high is a structure (building, tree, bridge) for the
+near-structure preference and the low orbits."""
+
+
 def near_structures(amap: AltitudeMap, spec: DroneSpec) -> np.ndarray:
-    """(H, W) cells within `spec.near_structure_m` of a structure standing >= 3 m above the terrain."""
-    return near_mask(amap.relief >= 3.0, spec.near_structure_m / amap.grid.cell)
+    """(H, W) cells within `spec.near_structure_m` of a structure (`STRUCTURE_RELIEF`)."""
+    return near_mask(amap.relief >= STRUCTURE_RELIEF, spec.near_structure_m / amap.grid.cell)
 
 
 def _is_near(amap: AltitudeMap, near: np.ndarray, xy: np.ndarray) -> bool:
@@ -184,7 +189,7 @@ def orbit_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: flo
     radius_range = spec.orbit_radius_range
     tall_i, tall_j = np.nonzero((amap.relief >= spec.orbit_min_relief) & amap.inside)
     if not len(tall_i):
-        tall_i, tall_j = np.nonzero((amap.relief >= 3.0) & amap.inside)
+        tall_i, tall_j = np.nonzero((amap.relief >= STRUCTURE_RELIEF) & amap.inside)
         radius_range = spec.low_orbit_radius_range
     if len(tall_i):
         weight = amap.relief[tall_i, tall_j] ** 2  # taller structures are likelier centres
