@@ -24,8 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .losses import lovasz_softmax, occupancy_ce
 from .cpu_ops import Embedding, attention, linear
+from .losses import lovasz_softmax, occupancy_ce
 
 
 def Normalize(channels: int) -> nn.GroupNorm:
@@ -117,7 +117,7 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(channels, channels, 3, 1, 1)
 
     def forward(self, x: Tensor, shape: Sequence[int]) -> Tensor:
-        n, c, h, w = x.shape
+        h, w = x.shape[-2:]
         if tuple(shape) == (2 * h, 2 * w):
             return self._transposed(x)
         x = F.interpolate(x, scale_factor=2.0, mode="nearest")

@@ -129,18 +129,19 @@ def _is_near(amap: AltitudeMap, near: np.ndarray, xy: np.ndarray) -> bool:
     return bool(valid[0] and near[i[0], j[0]])
 
 
-def _random_fly_point(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, rng: np.random.Generator) -> np.ndarray:
-    """A point of a fly cell; cells away from every structure are `spec.open_weight` times as likely as cells
-    near one, so that flights over sparse (rural) areas start where the grid shows something."""
+def _random_fly_point(amap: AltitudeMap, fly: np.ndarray, near: np.ndarray, spec: DroneSpec,
+                      rng: np.random.Generator) -> np.ndarray:
+    """A point of a fly cell; cells away from every structure (`near` False) are `spec.open_weight` times as
+    likely as cells near one, so that flights over sparse (rural) areas start where the grid shows something."""
     ii, jj = np.nonzero(fly)
     if len(ii) == 0:
         raise PlanningError("no cell of the world allows flight in the altitude band")
-    w = np.where(near_structures(amap, spec)[ii, jj], 1.0, spec.open_weight)
+    w = np.where(near[ii, jj], 1.0, spec.open_weight)
     k = rng.choice(len(ii), p=w / w.sum())
     return amap.grid.centers(ii[k], jj[k]) + rng.uniform(-0.5, 0.5, 2) * amap.grid.cell
 
 
-def survey_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: float,
+def survey_route(amap: AltitudeMap, fly: np.ndarray, near: np.ndarray, spec: DroneSpec, needed: float,
                  rng: np.random.Generator) -> Route:
     """Lawn-mower: parallel lanes joined by U-turns; when one sweep is too short it sweeps back along
     the lanes half-way between, and so on (cross-coverage of the same rectangle).
@@ -157,7 +158,7 @@ def survey_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: fl
         n_lanes = int(np.clip(np.ceil(needed / (lane + spacing)), 3, max(3, int(8 * shrink))))
         width = (n_lanes - 1) * spacing
         # the first lane runs through the drawn point (near a structure): the rectangle lies to one side of it
-        centre = _random_fly_point(amap, fly, spec, rng) + width / 2 * w
+        centre = _random_fly_point(amap, fly, near, spec, rng) + width / 2 * w
         corners = np.array([centre + sx * lane / 2 * u + sy * width / 2 * w for sx in (-1, 1) for sy in (-1, 1)])
         edges = polyline_points(corners[[0, 1, 3, 2, 0]], amap.grid.cell / 2)
         inner = centre + (np.linspace(-0.5, 0.5, 2 * n_lanes)[:, None, None] * width * w
@@ -182,7 +183,7 @@ def survey_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: fl
     return np.array(verts), spacing / 4.0, {}
 
 
-def orbit_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: float,
+def orbit_route(amap: AltitudeMap, fly: np.ndarray, near: np.ndarray, spec: DroneSpec, needed: float,
                 rng: np.random.Generator) -> Route:
     """Circles around a tall structure; where the world has none, a low orbit (`low_orbit_radius_range`, so that
     the 80 m grid keeps it in view) around a smaller one, or around a random point where nothing stands."""
@@ -196,7 +197,7 @@ def orbit_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: flo
         k = rng.choice(len(tall_i), p=weight / weight.sum())
         centre = amap.relief_xy[tall_i[k], tall_j[k]]  # the tallest column of that cell
     else:
-        centre = _random_fly_point(amap, fly, spec, rng)
+        centre = _random_fly_point(amap, fly, near, spec, rng)
     radius = rng.uniform(*radius_range)
     direction = rng.choice([-1.0, 1.0])
     phase = rng.uniform(0, 2 * np.pi)
@@ -210,12 +211,11 @@ def orbit_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: flo
     return poly, 0.0, att
 
 
-def waypoint_route(amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, needed: float,
+def waypoint_route(amap: AltitudeMap, fly: np.ndarray, near: np.ndarray, spec: DroneSpec, needed: float,
                    rng: np.random.Generator) -> Route:
     """Random waypoints with bounded turns between legs; every leg over fly cells; smoothed. A leg ending near a
     structure is preferred: of the first 8 free candidates the first that does, else the first free one."""
-    near = near_structures(amap, spec)
-    p = _random_fly_point(amap, fly, spec, rng)
+    p = _random_fly_point(amap, fly, near, spec, rng)
     heading = rng.uniform(-np.pi, np.pi)
     verts = [p]
     total = 0.0
@@ -300,12 +300,12 @@ def check_drone_curve(curve: MotionCurve, world, spec: DroneSpec) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _plan_once(world, amap: AltitudeMap, fly: np.ndarray, spec: DroneSpec, pattern: str, duration: float,
-               rng: np.random.Generator) -> MotionCurve:
+def _plan_once(world, amap: AltitudeMap, fly: np.ndarray, near: np.ndarray, spec: DroneSpec, pattern: str,
+               duration: float, rng: np.random.Generator) -> MotionCurve:
     cruise = rng.uniform(*spec.cruise_range)
     span = duration + 2 * spec.lead_time
     needed = span * cruise * 1.15 + 50.0
-    poly, sigma, attitude = ROUTES[pattern](amap, fly, spec, needed, rng)
+    poly, sigma, attitude = ROUTES[pattern](amap, fly, near, spec, needed, rng)
     dense = resample_polyline(poly, spec.path_step)
     for widen in (1.0, 1.6, 2.5):  # a curve too tight for the minimum speed gets a wider rounding
         pts = smooth_path(dense, spec.path_step, sigma * widen)
@@ -351,13 +351,14 @@ def plan_drone_motion(world, n_frames: int, rate_hz: float = 2.0, rng: np.random
             f"no part of this world is flyable: need cells at least {spec.border_margin:.0f} m inside the tile "
             f"where {spec.min_agl:.0f}-{spec.max_agl:.0f} m above ground clears everything standing by "
             f"{spec.clearance:.0f} m; use a larger tile or lower DroneSpec.border_margin / clearance")
+    near = near_structures(amap, spec)
     attempts = 0
     reasons: dict[str, str] = {}
     for pat in order:
         for _ in range(spec.attempts_per_pattern):
             attempts += 1
             try:
-                curve = _plan_once(world, amap, fly, spec, pat, duration, rng)
+                curve = _plan_once(world, amap, fly, near, spec, pat, duration, rng)
             except PlanningError as err:
                 reasons[pat] = str(err)
                 continue

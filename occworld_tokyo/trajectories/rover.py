@@ -176,11 +176,11 @@ def _tree(graph: StreetGraph, source: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _leg_options(sg: StreetGrid, graph: StreetGraph, tree: tuple[np.ndarray, np.ndarray],
                  prev_dir: np.ndarray | None, remaining: float, deep_nodes: np.ndarray,
-                 rng: np.random.Generator, near_m: float, n_try: int = 60) -> list[tuple[int, np.ndarray]]:
+                 rng: np.random.Generator, near_nodes: np.ndarray, n_try: int = 60) -> list[tuple[int, np.ndarray]]:
     """Candidate legs (goal node, cell-centre polyline) from a shortest-path tree that do not turn back.
 
     Goals lie away from the border margin and at least min(remaining, 30 m) away; those far enough to
-    finish come first, the others by decreasing distance; within each, goals within `near_m` of a structure
+    finish come first, the others by decreasing distance; within each, goals near a structure (`near_nodes`)
     first (rural areas: the drive stays where the grid shows something).
     """
     dist, pred = tree
@@ -202,9 +202,8 @@ def _leg_options(sg: StreetGrid, graph: StreetGraph, tree: tuple[np.ndarray, np.
     finish = [o for o in out if o[2] >= remaining]
     rest = sorted((o for o in out if o[2] < remaining), key=lambda o: -o[2])
     # goals near a structure first (stable: the order above within each group)
-    near = sg.clearance[graph.cells[:, 0], graph.cells[:, 1]] <= near_m
-    return [(g, leg) for g, leg, _ in sorted(finish, key=lambda o: not near[o[0]])
-            + sorted(rest, key=lambda o: not near[o[0]])]
+    return [(g, leg) for g, leg, _ in sorted(finish, key=lambda o: not near_nodes[o[0]])
+            + sorted(rest, key=lambda o: not near_nodes[o[0]])]
 
 
 def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: float,
@@ -224,13 +223,13 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
     deep = interior(sg.inside, int(np.ceil(spec.goal_margin / sg.grid.cell)))
     current = int(graph.node[start[0] - graph.i0, start[1] - graph.j0])
     deep_nodes = deep[graph.cells[:, 0], graph.cells[:, 1]]
+    near_nodes = sg.clearance[graph.cells[:, 0], graph.cells[:, 1]] <= spec.near_structure_m
     pts = sg.grid.centers(*graph.cells[[current]].T)
     length = 0.0
     tree = _tree(graph, current)
     for _leg in range(spec.max_legs):
         prev_dir = _direction(pts, from_end=True) if len(pts) > 1 else None
-        options = _leg_options(sg, graph, tree, prev_dir, needed - length, deep_nodes, rng,
-                               spec.near_structure_m)
+        options = _leg_options(sg, graph, tree, prev_dir, needed - length, deep_nodes, rng, near_nodes)
         if not options:
             raise PlanningError("every onward route turns back")
         for goal, leg in options[:6]:
@@ -240,7 +239,7 @@ def route_cells(sg: StreetGrid, allowed: np.ndarray, spec: RoverSpec, needed: fl
             # look ahead: from this goal the drive must be able to go on without turning back
             next_tree = _tree(graph, goal)
             if _leg_options(sg, graph, next_tree, _direction(route, from_end=True), 30.0, deep_nodes, rng,
-                            spec.near_structure_m, 20):
+                            near_nodes, 20):
                 break
         else:
             raise PlanningError("every onward route ends in a dead end")
