@@ -33,7 +33,8 @@ from .vae import VAERes2D
 from .world_model import TransVQVAE
 
 _WORLD_KEYS = {"type", "history_frames", "future_frames", "pose_mode", "pose_loss_weight", "freeze_vae",
-               "freeze_transformer", "freeze_pose", "vae", "transformer", "pose_encoder", "pose_decoder", "plan"}
+               "freeze_transformer", "freeze_pose", "vae", "transformer", "pose_encoder", "pose_decoder", "plan",
+               "unseen_class_logit"}
 
 
 def _strip_type(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +78,8 @@ def build_model(model_cfg: dict[str, Any]) -> nn.Module:
                       history_frames=cfg["history_frames"], future_frames=cfg["future_frames"],
                       pose_mode=cfg.get("pose_mode", "state"), pose_loss_weight=cfg.get("pose_loss_weight", 0.1),
                       freeze_vae=cfg.get("freeze_vae", True), freeze_transformer=cfg.get("freeze_transformer", False),
-                      freeze_pose=cfg.get("freeze_pose", False), plan=plan)
+                      freeze_pose=cfg.get("freeze_pose", False), plan=plan,
+                      unseen_class_logit=cfg.get("unseen_class_logit"))
 
 
 def build_plan(plan_cfg: dict[str, Any] | None, embed_dim: int) -> PlanConditioning | None:

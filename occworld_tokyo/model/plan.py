@@ -84,6 +84,15 @@ def _nearest(maps: Tensor, grid: Tensor, outside: str) -> Tensor:
     return F.grid_sample(maps, grid.to(maps.dtype), mode="nearest", padding_mode=outside, align_corners=False)
 
 
+def warp_voxels(occ: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float]) -> Tensor:
+    """Label grids (N, X, Y, Z) of frame t, seen from the planned frames (N, 13) -> (N, X, Y, Z) labels, -1 where
+    the voxel centre falls outside frame t's grid. Nearest voxel, like the ego-warp baseline; only yaw and x/y move
+    the grid (a plan does not say where the ground is, so levels stay levels)."""
+    grid = warp_grid(pose_from.float(), pose_to.float(), occ.shape[1:3], extent)
+    moved = _nearest((occ.permute(0, 3, 1, 2) + 1).float(), grid, "zeros")   # labels + 1: outside (0) -> -1
+    return (moved.round().long() - 1).permute(0, 2, 3, 1)
+
+
 def warp_tokens(tokens: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float],
                 outside: str = "zeros") -> Tensor:
     """Token maps (N, C, h, w) of frames t, seen from the planned frames t+1 (nearest cell; zero outside, or the
@@ -111,15 +120,19 @@ class PlanConditioning(nn.Module):
     value) to the code each cell's warped token has, inside frame t's map: the forecast starts as the token-space
     ego warp and the transformer learns where to depart from it. `outside`: what cells coming from outside frame
     t's map get: 'zeros' (a zero token, nothing to copy) or 'border' (the nearest edge cell's token and code, the
-    scene continued outward)."""
+    scene continued outward). `voxel_copy` (None: off; not learned, a rollout setting) adds that logit, in the
+    decoded forecast, to each voxel's class in the last *observed* frame warped along the plan (`warp_voxels`):
+    the static scene is carried at voxel resolution instead of through the tokenizer, the model's forecast wins
+    where its decoder is more confident than that (movers) and fills the voxels the last frame did not cover."""
 
     def __init__(self, embed_dim: int, point_cloud_range: Sequence[float], hidden_channels: int = 64,
                  dropout: float = 0.0, warp: bool = True, embed: bool = True, copy_logit: float | None = None,
-                 outside: str = "zeros", **unused):
+                 outside: str = "zeros", voxel_copy: float | None = None, **unused):
         super().__init__()
         if unused:
             raise TypeError(f"model.plan: unknown config keys {sorted(unused)} (known: enabled, point_cloud_range, "
-                            "hidden_channels, dropout, warp, embed, copy_logit, outside)")
+                            "hidden_channels, dropout, warp, embed, copy_logit, outside, "
+                            "voxel_copy)")
         if outside not in ("zeros", "border"):
             raise ValueError(f"model.plan.outside must be 'zeros' or 'border' (got {outside!r})")
         if len(point_cloud_range) != 6:
@@ -128,11 +141,14 @@ class PlanConditioning(nn.Module):
             raise ValueError(f"model.plan.dropout must be in [0, 1) (got {dropout})")
         if copy_logit is not None and not warp:
             raise ValueError("model.plan.copy_logit needs warp=True (it copies the warped codes)")
+        if voxel_copy is not None and not float(voxel_copy) >= 0.0:
+            raise ValueError(f"model.plan.voxel_copy must be None (off) or a logit >= 0 (got {voxel_copy!r})")
         pcr = [float(v) for v in point_cloud_range]
         self.extent = (pcr[0], pcr[3], pcr[1], pcr[4])
         self.dropout, self.warp, self.outside = float(dropout), bool(warp), outside
         self.encoder = PlanEncoder(embed_dim, hidden_channels) if embed else None
         self.copy_logit = None if copy_logit is None else nn.Parameter(torch.tensor(float(copy_logit)))
+        self.voxel_copy = None if voxel_copy is None else float(voxel_copy)
 
     def forward(self, tokens: Tensor, codes: Tensor, poses: Tensor, next_poses: Tensor,
                 keep: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -165,3 +181,12 @@ class PlanConditioning(nn.Module):
         valid = copy >= 0
         bonus = (valid.to(logits.dtype) * self.copy_logit.to(logits.dtype))[:, :, None]
         return logits.scatter_add(2, copy.clamp(min=0)[:, :, None], bonus)
+
+    def add_voxel_prior(self, logits: Tensor, occ_last: Tensor, pose_last: Tensor, pose_planned: Tensor) -> Tensor:
+        """Decoded class logits (B, C, X, Y, Z) of the planned frame + voxel_copy at the class each voxel has in the
+        last observed grid occ_last (B, X, Y, Z) warped from pose_last (B, 13) to pose_planned (B, 13)."""
+        if self.voxel_copy is None:
+            return logits
+        copy = warp_voxels(occ_last.long(), pose_last, pose_planned, self.extent)
+        bonus = (copy >= 0).to(logits.dtype)[:, None] * self.voxel_copy
+        return logits.scatter_add(1, copy.clamp(min=0)[:, None], bonus)

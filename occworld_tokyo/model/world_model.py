@@ -48,7 +48,8 @@ class TransVQVAE(nn.Module):
     def __init__(self, vae: VAERes2D, transformer: PlanUAutoRegTransformer, pose_encoder: PoseEncoder,
                  pose_decoder: PoseDecoder, history_frames: int, future_frames: int, pose_mode: str = "state",
                  pose_loss_weight: float = 0.1, freeze_vae: bool = True, freeze_transformer: bool = False,
-                 freeze_pose: bool = False, plan: PlanConditioning | None = None):
+                 freeze_pose: bool = False, plan: PlanConditioning | None = None,
+                 unseen_class_logit: float | None = None):
         super().__init__()
         if pose_mode not in ("state", "nuscenes"):
             raise ValueError(f"pose_mode must be 'state' or 'nuscenes', got {pose_mode!r}")
@@ -65,8 +66,11 @@ class TransVQVAE(nn.Module):
                              f"(got {transformer.num_frames})")
         if plan is not None and pose_mode != "state":
             raise ValueError("model.plan needs pose_mode='state' (13-d poses with orientation)")
+        if unseen_class_logit is not None and not float(unseen_class_logit) >= 0.0:
+            raise ValueError(f"model.unseen_class_logit must be None (off) or >= 0 (got {unseen_class_logit!r})")
         self.vae, self.transformer = vae, transformer
         self.plan = plan
+        self.unseen_class_logit = None if unseen_class_logit is None else float(unseen_class_logit)
         self.pose_encoder, self.pose_decoder = pose_encoder, pose_decoder
         self.history_frames, self.future_frames = int(history_frames), int(future_frames)
         self.pose_mode, self.pose_loss_weight = pose_mode, float(pose_loss_weight)
@@ -201,6 +205,31 @@ class TransVQVAE(nn.Module):
     def forward(self, occ: Tensor, poses: Tensor) -> dict[str, Tensor]:
         return self.forward_train(occ, poses)
 
+    def _decode_forecast(self, codes: Tensor, occ_hist: Tensor, poses_hist: Tensor, plan: Tensor | None) -> Tensor:
+        """Predicted codes (B, n, h, w) -> labels (B, n, X, Y, Z): the tokenizer's decoded class logits, with
+        - `unseen_class_logit` subtracted from every class that no voxel of the history occ_hist (B, H, X, Y, Z)
+          shows (a class not seen in the observed frames is not invented by a weak guess; a confident one stays);
+        - along a plan, the plan's voxel prior (`PlanConditioning.add_voxel_prior`: the last observed grid warped
+          from its pose poses_hist[:, -1] to the planned pose plan[:, i]).
+        Without either, plain argmax decoding (`vae.decode_indices`, OccWorld)."""
+        along_plan = plan is not None and self.plan.voxel_copy is not None
+        if not along_plan and self.unseen_class_logit is None:
+            return self.vae.decode_indices(codes)
+        penalty = None
+        if self.unseen_class_logit is not None:
+            seen = torch.zeros(occ_hist.shape[0], self.vae.num_classes, dtype=torch.bool, device=codes.device)
+            seen.scatter_(1, occ_hist.flatten(1).long(), True)
+            penalty = (~seen).float()[:, :, None, None, None] * -self.unseen_class_logit
+        frames = []
+        for i in range(codes.shape[1]):
+            logits = self.vae.decode_latents(self.vae.vqvae.lookup(codes[:, i])).float()
+            if penalty is not None:
+                logits = logits + penalty
+            if along_plan:
+                logits = self.plan.add_voxel_prior(logits, occ_hist[:, -1], poses_hist[:, -1].float(), plan[:, i])
+            frames.append(logits.argmax(1))
+        return torch.stack(frames, dim=1)
+
     @torch.no_grad()
     def rollout(self, occ_hist: Tensor, poses_hist: Tensor, n_future: int | None = None,
                 future_commands: Tensor | None = None, plan: Tensor | None = None) -> dict[str, Tensor]:
@@ -211,7 +240,8 @@ class TransVQVAE(nn.Module):
         `future_commands` (B, n, 3), the command one-hot of each predicted frame, picks its mode (the release's
         rollout uses the true gt_mode); without it the current frame's command is kept. `plan` (B, n, pose_dim): the
         planned poses of the predicted frames (relative to the current frame, like poses_hist); needs a
-        plan-conditioned model; they condition the scene and are returned as 'poses'."""
+        plan-conditioned model; they condition the scene and are returned as 'poses' (and, with
+        `plan.voxel_copy`, carry the last observed frame's voxels into the decoded forecast)."""
         n_future = self.future_frames if n_future is None else int(n_future)
         if future_commands is not None and (self.pose_mode != "nuscenes" or future_commands.shape[1] < n_future):
             raise ValueError("future_commands: nuscenes pose mode only, one (3,) one-hot per predicted frame")
@@ -248,6 +278,6 @@ class TransVQVAE(nn.Module):
             code_logits.append(logits[:, -1])
             decoded.append(dec[:, 0])
         codes_future = torch.stack(new_codes, dim=1)
-        return {"occ": self.vae.decode_indices(codes_future), "poses": torch.stack(new_poses, dim=1),
+        return {"occ": self._decode_forecast(codes_future, occ_hist, poses_hist, plan), "poses": torch.stack(new_poses, dim=1),
                 "codes": codes_future, "code_logits": torch.stack(code_logits, dim=1),
                 "pose_decoded": torch.stack(decoded, dim=1)}
