@@ -100,6 +100,16 @@ def test_older_metrics_without_the_new_keys():
     assert comparisons({}) == []
 
 
+def test_guide_table_never_rounds_a_miss_onto_the_bound():
+    """A forecast mIoU of 0.29998 is not "> 0.3": the table must not print it as 0.3 beside "no"."""
+    wm = {"forecast": {"world_model": {"miou_avg": 0.29998}, "world_model_plan": {"miou_avg": 0.479}},
+          "vpq": {"world_model": {"vpq": 0.0}, "world_model_plan": {"vpq": 0.0596}}}
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in guide_table(wm, {"val_ce": 0.0563}, 0.0465)}
+    assert "| 0.29998 | no |" in rows["mIoU"]
+    assert "| 0.479 | yes |" in rows["mIoU (plan-conditioned)"]
+    assert "| 0.0465 | no |" in rows["Train Loss (reconstruction)"]
+
+
 def test_invented_classes_and_the_ground_truth_class_miou():
     from occworld_tokyo.reports.report import invented_classes
 

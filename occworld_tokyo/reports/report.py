@@ -190,8 +190,18 @@ def guide_table(wm: dict, tok: dict | None, train_ce: float | None) -> list[str]
     lines = ["| guide metric | guide's good value | this run | met | what it is here |", "|---" * 5 + "|"]
     for name, good, value, bound, higher, what in rows:
         met = "n/a" if value is None else ("yes" if (value > bound if higher else value < bound) else "no")
-        lines.append(f"| {name} | {good} | {_fmt(value)} | {met} | {what} |")
+        lines.append(f"| {name} | {good} | {_fmt_against(value, bound)} | {met} | {what} |")
     return lines
+
+
+def _fmt_against(v, bound: float) -> str:
+    """v to 3 significant digits, or more where 3 would round it onto the bound it is compared with (0.29998
+    against 0.3 prints 0.29998, not 0.3)."""
+    for digits in range(3, 8):
+        text = "n/a" if v is None else f"{v:.{digits}g}"
+        if v is None or float(text) != bound or v == bound:
+            return text
+    return text
 
 
 def _steps_note(wm: dict) -> str:
