@@ -19,6 +19,10 @@ Frames and units: poses are the 13-d vectors of `dataset/poses.py` (metres, quat
 frame, m/s, rad/s, all relative to the current frame); the token map spans the config's `point_cloud_range` x/y
 (metres, ego frame: x forward = token rows, y left = token columns).
 
+`voxel_copy` (rollout only): the decoded forecast along a plan keeps the last observed frame's voxels, moved by the
+plan (`warp_voxels`), wherever they reach and the decoder is not surer of something else; the model's forecast fills
+the rest (the static half of DFIT-OccWorld's static / dynamic decoupling).
+
 `dropout` (training only): that share of the training windows is run without the plan (queries = tokens, exactly
 OccWorld), so one trained model forecasts in both modes: with a plan (`rollout(..., plan=...)`) and without one
 (the model's own predicted poses, as OccWorld).
@@ -131,8 +135,7 @@ class PlanConditioning(nn.Module):
         super().__init__()
         if unused:
             raise TypeError(f"model.plan: unknown config keys {sorted(unused)} (known: enabled, point_cloud_range, "
-                            "hidden_channels, dropout, warp, embed, copy_logit, outside, "
-                            "voxel_copy)")
+                            "hidden_channels, dropout, warp, embed, copy_logit, outside, voxel_copy)")
         if outside not in ("zeros", "border"):
             raise ValueError(f"model.plan.outside must be 'zeros' or 'border' (got {outside!r})")
         if len(point_cloud_range) != 6:

@@ -22,7 +22,9 @@ Plan conditioning (model/plan.py; `plan` module, off unless configured): the sce
 frame t's tokens warped to the planned pose of frame t+1 plus an embedding of that motion. Training feeds the true
 next poses (teacher forcing; `plan.dropout` of the windows run without, as OccWorld); `rollout(..., plan=P)` feeds
 the planned poses P and appends them to the context instead of the predicted ones; `rollout` without a plan is
-OccWorld's (the model's own poses).
+OccWorld's (the model's own poses). With `plan.voxel_copy` the decoded forecast along a plan keeps the last observed
+frame's voxels moved by the plan where they reach; `unseen_class_logit` keeps the rollout (both modes) from
+inventing classes the history does not show (`_decode_forecast`).
 
 The transformer reads the straight-through latents z + sg[z_q - z] of the history (what the release passes on) and,
 in the rollout, the exact codebook rows of the predicted codes.
