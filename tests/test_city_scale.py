@@ -118,6 +118,40 @@ def test_three_real_places_in_one_run(tmp_path):
         assert occ[occ.files[0]].any()
 
 
+def test_a_session_whose_tile_is_too_small_is_drawn_again_elsewhere(tmp_path):
+    """The main job on the real files (`demo --input`) drew a 60-frame drone flight onto 53392547, whose data covers
+    289 x 171 m: no flight fits, and generation stopped. The session is now drawn again among the other tiles, and
+    says so (report and meta.json)."""
+    spec = GenerationSpec(frames=60, sessions=3, sensors=False, density=_static(), shard=(2, 3))  # session 2 only
+    report = generate_sessions(tmp_path / "o", [str(PLATEAU)], spec=spec, progress=False,
+                               cache_dir=tmp_path / "cache")
+    assert len(report.written) == 1 and len(report.redrawn) == 1
+    assert "tile 53392547, plan area 289 x 171 m" in report.redrawn[0] and "drawn again: tile" in report.summary()
+    meta = json.loads((tmp_path / "o" / report.written[0] / "meta.json").read_text())
+    region = meta["city"]["region"]
+    assert region["tile_drawn"] != "53392547" and len(region["areas_given_up"]) == 1
+    assert meta["n_frames"] == 60
+
+
+def test_a_session_no_area_can_hold_names_every_area_it_tried(city2, tmp_path, monkeypatch):
+    import occworld_tokyo.sessions.generate as gen
+    from occworld_tokyo.trajectories.curves import PlanningError
+
+    def never(*args):
+        raise PlanningError("no free direction")
+
+    monkeypatch.setattr(gen, "plan_trajectory", never)
+    with pytest.raises(GenerationError) as info:
+        generate_sessions(tmp_path / "o", [str(city2.root / "city" / "udx")], progress=False,
+                          spec=GenerationSpec(frames=2, sessions=1, sensors=False, density=_static()),
+                          cache_dir=city2.root / "cache")
+    message = str(info.value)
+    tiles = len(city2.index.places[0].codes) if len(city2.index.places) == 1 else None
+    tried = message.count("no free direction")
+    assert tried == min(gen.MAX_AREA_DRAWS, tiles or gen.MAX_AREA_DRAWS)
+    assert "--frames" in message and not any((tmp_path / "o").glob("*/meta.json"))
+
+
 def _static():
     from occworld_tokyo.agents import TrafficDensity
 

@@ -150,7 +150,7 @@ def test_a_session_that_cannot_be_planned_names_itself_and_keeps_the_others(tmp_
     with pytest.raises(GenerationError) as info:
         _gen(out, city)
     message = str(info.value)
-    assert "session rover_20240101_120001 (rover;" in message and "no free street space" in message
+    assert "session rover_20240101_120001 (rover)" in message and "no free street space" in message
     assert "--frames" in message and "re-run resumes" in message
     assert layout.is_session_dir(out / "drone_20240101_120000")
     assert sorted(p.name for p in out.iterdir()) == ["drone_20240101_120000"]   # nothing half-written

@@ -90,6 +90,7 @@ class GenerationReport:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     others: list[str] = field(default_factory=list)  # complete sessions in the folder that this run did not plan
+    redrawn: list[str] = field(default_factory=list)  # sessions drawn again because their first area was too small
     frames_written: int = 0
     seconds: float = 0.0
 
@@ -97,6 +98,8 @@ class GenerationReport:
         fps = self.frames_written / self.seconds if self.seconds > 0 else 0.0
         text = (f"{len(self.written)} session(s) written, {len(self.skipped)} already complete (skipped), "
                 f"{self.frames_written} frames in {self.seconds:.1f} s ({fps:.2f} frames/s) -> {self.output}")
+        for note in self.redrawn:
+            text += f"\nnote: {note}"
         if self.others:
             shown = ", ".join(self.others[:3]) + (", ..." if len(self.others) > 3 else "")
             text += (f"\nnote: {self.output} holds {len(self.others)} other session(s) not from this run ({shown}): "
@@ -130,10 +133,13 @@ class _Worker:
         self.caster = None
         self.sensor_mesh = None
 
-    def area(self, index: int) -> SessionArea:
+    def area(self, index: int, exclude: tuple[tuple[int, str], ...] = ()) -> SessionArea | None:
+        """Session `index`'s plan area, drawn among the tiles not in `exclude` (None: none left; one whole world
+        has a single area, so it has nothing to draw again)."""
         if self.ctx.whole is not None:
-            return SessionArea(0, tuple(self.ctx.whole[1].plan_bounds), "")
-        return session_area(self.ctx.index, self.ctx.allowed, self.ctx.spec.seed, index, self.ctx.spec.region_size)
+            return None if exclude else SessionArea(0, tuple(self.ctx.whole[1].plan_bounds), "")
+        return session_area(self.ctx.index, self.ctx.allowed, self.ctx.spec.seed, index, self.ctx.spec.region_size,
+                            exclude)
 
     def world(self, area: SessionArea) -> tuple[CityMesh, object, object, CityMesh, dict]:
         """(voxelized mesh, world, crop world, sensors' mesh, city meta) of a session's area. The crop world is
@@ -175,7 +181,7 @@ def _init_worker(ctx: _Context) -> None:
     _WORKER = _Worker(ctx)
 
 
-def _pool_task(job: tuple[int, str, str]) -> tuple[str, int]:
+def _pool_task(job: tuple[int, str, str]) -> tuple[str, int, list[str]]:
     assert _WORKER is not None, "worker started without _init_worker"
     return _run_session(_WORKER, job)
 
@@ -313,24 +319,48 @@ def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory, traffic
     return meta
 
 
-def _run_session(worker: _Worker, job: tuple[int, str, str]) -> tuple[str, int]:
+MAX_AREA_DRAWS = 8
+"""Areas one session tries (the drawn one and up to 7 redraws on other tiles) before generation stops."""
+
+
+def _where(area: SessionArea) -> str:
+    x0, y0, x1, y1 = area.plan_area
+    return (f"tile {area.tile}, " if area.tile else "") + f"plan area {x1 - x0:.0f} x {y1 - y0:.0f} m"
+
+
+def _plan_somewhere(worker: _Worker, index: int, agent: str, name: str, rng: np.random.Generator):
+    """Session `index`'s area, world and trajectory: the drawn area, or, where it cannot hold the trajectory, the
+    next area drawn among the other tiles (sessions/regions.py). Returns (area, world tuple, trajectory, notes
+    on the areas given up); GenerationError when MAX_AREA_DRAWS areas (or all tiles) failed."""
+    ctx = worker.ctx
+    tried: list[tuple[int, str]] = []
+    notes: list[str] = []
+    while True:
+        area = worker.area(index, tuple(tried))
+        if area is None or len(tried) >= MAX_AREA_DRAWS:
+            raise GenerationError(
+                f"session {name} ({agent}): no area of the input can hold it ({'; '.join(notes)}). Sessions "
+                f"already written are kept (a re-run resumes); for this one try fewer --frames, a higher --rate, or "
+                f"--region where the data covers more open space")
+        built = worker.world(area)
+        try:
+            return area, built, plan_trajectory(built[1], agent, ctx.spec.frames, ctx.spec.rate_hz, rng), notes
+        except PlanningError as exc:
+            notes.append(f"{_where(area)}: {exc}")
+            tried.append((area.place, area.tile))
+
+
+def _run_session(worker: _Worker, job: tuple[int, str, str]) -> tuple[str, int, list[str]]:
     index, agent, name = job
     ctx = worker.ctx
-    area = worker.area(index)
-    mesh, world, crop_world, sensor_src, city_meta = worker.world(area)
+    rng = np.random.default_rng([ctx.spec.seed, index])
+    area, (mesh, world, crop_world, sensor_src, city_meta), traj, given_up = _plan_somewhere(worker, index, agent,
+                                                                                            name, rng)
+    if given_up:
+        city_meta["region"]["areas_given_up"] = given_up
     caster = static = None
     if ctx.spec.sensors:
         caster, static = worker.caster_for((area.place, area.plan_area), sensor_src, world)
-    rng = np.random.default_rng([ctx.spec.seed, index])
-    try:
-        traj = plan_trajectory(world, agent, ctx.spec.frames, ctx.spec.rate_hz, rng)
-    except PlanningError as exc:
-        where = f"tile {area.tile}, " if area.tile else ""
-        x0, y0, x1, y1 = area.plan_area
-        raise GenerationError(
-            f"session {name} ({agent}; {where}plan area {x1 - x0:.0f} x {y1 - y0:.0f} m): {exc}. Sessions already "
-            f"written are kept (a re-run resumes); for this one try fewer --frames, a higher --rate, or --region "
-            f"where the data covers more open space") from exc
     traffic = simulate_session_traffic(world, traj, ctx.spec, index)
     out_root = ctx.output
     tmp = writer.make_session_tmp(out_root, name, sensors=ctx.spec.sensors)
@@ -341,7 +371,9 @@ def _run_session(worker: _Worker, job: tuple[int, str, str]) -> tuple[str, int]:
             with ctx.progress.get_lock():
                 ctx.progress.value += 1
     writer.finish_session(tmp, out_root / name, session_meta(ctx, index, name, traj, traffic, city_meta))
-    return name, len(traj)
+    notes = [f"{name}: {len(given_up)} area(s) could not hold it ({'; '.join(given_up)}); drawn again: "
+             f"{_where(area)}"] if given_up else []
+    return name, len(traj), notes
 
 
 BYTES_PER_FRAME = {True: 2_500_000, False: 400_000}
@@ -464,8 +496,9 @@ def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSp
         if workers <= 1 or len(todo) == 1:
             local = _Worker(ctx)
             for job in todo:
-                name, n = _run_session(local, job)
+                name, n, notes = _run_session(local, job)
                 report.written.append(name)
+                report.redrawn += notes
                 report.frames_written += n
                 bar.update(ctx.progress.value - bar.n)
         else:
@@ -476,8 +509,9 @@ def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSp
                     time.sleep(0.2)
                     bar.update(ctx.progress.value - bar.n)
                 for f in futures:
-                    name, n = f.result()
+                    name, n, notes = f.result()
                     report.written.append(name)
+                    report.redrawn += notes
                     report.frames_written += n
         bar.update(ctx.progress.value - bar.n)
     finally:

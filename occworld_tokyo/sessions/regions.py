@@ -9,6 +9,10 @@ are unchanged by it):
 3. the plan area: a `size` x `size` m square around that centre, shifted to lie inside its place's data
    extent, and cut to that extent where the place is smaller than `size`.
 
+When the drawn area cannot hold the session's trajectory (a tile whose data covers a few hundred metres, too
+little open space to fly or drive 30 s), the session is drawn again among the other tiles (`exclude`), from the
+stream (seed, k, 2, number of tiles excluded): still a function of the seed, the index and the input only.
+
 The plan area (x east, y north, metres in the place's frame) is where the trajectory may go; the voxel world
 built for it adds a crop margin (occworld_tokyo.world.region). A session's plan area depends only on the
 seed, its index and the index of the input, so any shard computes the same areas as one run.
@@ -56,12 +60,18 @@ def _fit(lo: float, hi: float, centre: float, size: float) -> tuple[float, float
 
 
 def session_area(index: CityIndex, allowed: dict[int, list[str]], seed: int, session: int,
-                 size: float = DEFAULT_REGION_SIZE) -> SessionArea:
-    """The plan area of session `session` (module docstring)."""
+                 size: float = DEFAULT_REGION_SIZE, exclude: tuple[tuple[int, str], ...] = ()) -> SessionArea | None:
+    """The plan area of session `session` (module docstring); `exclude`: (place id, mesh code) pairs already tried
+    for this session. None when every allowed tile is excluded."""
     if size <= 0:
         raise ValueError(f"--region-size must be > 0 m (got {size})")
     cands, p = tile_weights(index, allowed)
-    rng = np.random.default_rng([seed, session, 2])
+    if exclude:
+        p = np.where([c in exclude for c in cands], 0.0, p)
+        if p.sum() <= 0:
+            return None
+        p = p / p.sum()
+    rng = np.random.default_rng([seed, session, 2, len(exclude)] if exclude else [seed, session, 2])
     place_id, code = cands[int(rng.choice(len(cands), p=p))]
     place = next(pl for pl in index.places if pl.id == place_id)
     boxes = np.array([t.bbox for t in place.tiles if t.code == code])
