@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from occworld_tokyo.evaluation.baselines import copy_last_frame, ego_warp, level_shift
+from occworld_tokyo.evaluation.baselines import copy_last_frame, ego_warp, ego_warp_fill, level_shift
 from occworld_tokyo.grid import DEFAULT_GRID, EgoFrame, GridSpec
 
 SMALL = GridSpec(x_range=(-4.0, 4.0), y_range=(-4.0, 4.0), z_range=(-2.0, 8.0))  # 20 x 20 x 8
@@ -54,6 +54,18 @@ def test_ego_warp_whole_voxel_translation_and_level_change():
     expected[: nx - 5, 2:, : nz - 1] = occ[5:, : ny - 2, 1:]
     assert np.array_equal(out, expected)
     assert np.array_equal(valid, expected != 255) and valid.sum() == (nx - 5) * (ny - 2) * (nz - 1)
+
+
+def test_ego_warp_fill_copies_the_last_frame_into_the_cells_entering_the_view():
+    occ = _random_grid(SMALL.shape, 5)
+    src, dst = EgoFrame(100.0, 50.0, 0.0, 10.0), EgoFrame(102.0, 49.2, 0.0, 11.25)  # as above: (i-5, j+2, k-1)
+    out = ego_warp_fill(occ, src, [dst], SMALL)[0]
+    nx, ny, nz = SMALL.shape
+    expected = occ.copy()                                   # copy-last where nothing comes from the last grid
+    expected[: nx - 5, 2:, : nz - 1] = occ[5:, : ny - 2, 1:]  # ego-warp where it does
+    assert out.dtype == occ.dtype and np.array_equal(out, expected)
+    as_torch = ego_warp_fill(torch.from_numpy(occ), src, [dst, src], SMALL)
+    assert torch.equal(as_torch[0], torch.from_numpy(expected)) and torch.equal(as_torch[1], torch.from_numpy(occ))
 
 
 def test_ego_warp_rotation_90_degrees():

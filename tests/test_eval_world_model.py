@@ -77,7 +77,7 @@ def test_defaults_evaluate_camera_visible_voxels_and_two_vpq_thresholds():
 
 def test_plan_conditioned_model_is_scored_in_both_modes(batches):
     metrics, example = _evaluate(_model(plan=True), batches)
-    modes = {"world_model", "world_model_plan", "copy_last", "ego_warp"}
+    modes = {"world_model", "world_model_plan", "copy_last", "ego_warp", "ego_warp_fill"}
     for key in ("forecast", "forecast_visible", "vpq", "vpq_visible"):
         assert set(metrics[key]) == modes, key
     # planning: the unconditioned rollout's own path only (the plan-conditioned path is the plan)
@@ -113,7 +113,7 @@ def test_plan_conditioned_model_is_scored_in_both_modes(batches):
 
 def test_unconditioned_model_and_no_mask(batches):
     metrics, example = _evaluate(_model(plan=False), batches, visibility=None, vpq_iou_thresholds=[0.3])
-    assert set(metrics["forecast"]) == {"world_model", "copy_last", "ego_warp"} and "pred_plan" not in example
+    assert set(metrics["forecast"]) == {"world_model", "copy_last", "ego_warp", "ego_warp_fill"} and "pred_plan" not in example
     assert not any(k.endswith("_visible") for k in metrics) and metrics["visibility"] is None
     assert set(metrics["vpq"]["world_model"]["by_threshold"]) == {"0.3"}
     assert not any("/visible/" in k for k in metrics["summary"])

@@ -214,6 +214,24 @@ def test_voxel_copy_carries_the_observed_voxels_along_the_plan_and_leaves_the_re
             _plan_model(voxel_copy=bad)
 
 
+def test_fill_copy_leans_the_uncovered_voxels_toward_the_last_frame_in_the_ego_grid():
+    """fill_copy acts only where the voxel copy cannot reach: a dominant one puts the last frame's own class (same
+    ego-grid voxel) there and leaves the carried voxels as they were."""
+    copying, filling = _plan_model(voxel_copy=1e4), _plan_model(voxel_copy=1e4, fill_copy=1e4)
+    occ, poses = _history()
+    plan = torch.stack([_pose(x=3.2), _pose(x=6.4, y=1.6, yaw=0.3)])[None]
+    a, b = copying.rollout(occ, poses, 2, plan=plan)["occ"][0], filling.rollout(occ, poses, 2, plan=plan)["occ"][0]
+    _, valid = _baseline_along(occ[0, -1].numpy(), plan[0], TEST_GRID)
+    valid = torch.from_numpy(valid)
+    assert torch.equal(a[valid], b[valid])
+    last = occ[0, -1][None].expand_as(b)
+    assert torch.equal(b[~valid], last[~valid]) and not torch.equal(a[~valid], last[~valid])
+    with pytest.raises(ValueError, match="fill_copy needs voxel_copy"):
+        _plan_model(fill_copy=2.0)
+    with pytest.raises(ValueError, match="fill_copy"):
+        _plan_model(voxel_copy=1.0, fill_copy=-1.0)
+
+
 def test_unseen_class_prior_keeps_the_forecast_to_the_classes_the_history_shows():
     torch.manual_seed(0)
     cfg = tiny_model_config(grid_size=(32, 32, 8))

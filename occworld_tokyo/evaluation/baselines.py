@@ -5,6 +5,10 @@
    ego grid with the ground-truth future ego motion (yaw rotation, x/y translation, and the change of
    `ground_z`, which is a whole number of 1.25 m levels). Moving objects stay where they were last seen.
 
+3. `ego_warp_fill`: `ego_warp` where the last grid reaches, and elsewhere (the cells entering the view) the last
+   frame's own voxel at the same place of the ego grid, as `copy_last` (a street continues ahead of whoever moves
+   along it). The strongest of the three hand-made forecasts over the voxels the camera sees ahead.
+
 Re-sampling is nearest neighbour by voxel centre: the centre of each target voxel is mapped into the last
 frame's grid and takes the label of the voxel it falls into. Yaw-only frames make the mapping the same for
 every z level, so it is computed once per (x, y) column and whole columns are gathered with a level shift.
@@ -112,3 +116,14 @@ def ego_warp(last_occ: Any, last_frame: EgoFrame, future_frames: Sequence[EgoFra
         future = torch.from_numpy(future).to(last_occ.device)
         valid = torch.from_numpy(valid).to(last_occ.device)
     return (future, valid) if return_valid else future
+
+
+def ego_warp_fill(last_occ: Any, last_frame: EgoFrame, future_frames: Sequence[EgoFrame],
+                  grid: GridSpec = DEFAULT_GRID) -> Any:
+    """Baseline 3: `ego_warp` of the last grid (X, Y, Z), its voxels that come from outside the last grid filled
+    with the last grid's own voxel at the same place (`copy_last`) -> (T, X, Y, Z). numpy or torch (CPU) in, the
+    same type out."""
+    warped, valid = ego_warp(last_occ, last_frame, future_frames, grid, return_valid=True)
+    if torch is not None and isinstance(warped, torch.Tensor):
+        return torch.where(valid, warped, last_occ.to(warped.device)[None].to(warped.dtype))
+    return np.where(valid, warped, np.asarray(last_occ)[None]).astype(warped.dtype)

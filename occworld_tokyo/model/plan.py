@@ -21,7 +21,8 @@ frame, m/s, rad/s, all relative to the current frame); the token map spans the c
 
 `voxel_copy` (rollout only): the decoded forecast along a plan keeps the last observed frame's voxels, moved by the
 plan (`warp_voxels`), wherever they reach and the decoder is not surer of something else; the model's forecast fills
-the rest (the static half of DFIT-OccWorld's static / dynamic decoupling).
+the rest (the static half of DFIT-OccWorld's static / dynamic decoupling); `fill_copy` leans those other voxels
+toward what the last frame shows at the same place of the ego grid.
 
 `dropout` (training only): that share of the training windows is run without the plan (queries = tokens, exactly
 OccWorld), so one trained model forecasts in both modes: with a plan (`rollout(..., plan=...)`) and without one
@@ -127,15 +128,19 @@ class PlanConditioning(nn.Module):
     scene continued outward). `voxel_copy` (None: off; not learned, a rollout setting) adds that logit, in the
     decoded forecast, to each voxel's class in the last *observed* frame warped along the plan (`warp_voxels`):
     the static scene is carried at voxel resolution instead of through the tokenizer, the model's forecast wins
-    where its decoder is more confident than that (movers) and fills the voxels the last frame did not cover."""
+    where its decoder is more confident than that (movers) and fills the voxels the last frame did not cover.
+    `fill_copy` (None: off; needs voxel_copy) adds that logit, in those uncovered voxels only, to the class the last
+    frame shows at the same place of the ego grid (a street continues ahead of whoever drives along it)."""
 
     def __init__(self, embed_dim: int, point_cloud_range: Sequence[float], hidden_channels: int = 64,
                  dropout: float = 0.0, warp: bool = True, embed: bool = True, copy_logit: float | None = None,
-                 outside: str = "zeros", voxel_copy: float | None = None, **unused):
+                 outside: str = "zeros", voxel_copy: float | None = None, fill_copy: float | None = None,
+                 **unused):
         super().__init__()
         if unused:
             raise TypeError(f"model.plan: unknown config keys {sorted(unused)} (known: enabled, point_cloud_range, "
-                            "hidden_channels, dropout, warp, embed, copy_logit, outside, voxel_copy)")
+                            "hidden_channels, dropout, warp, embed, copy_logit, outside, voxel_copy, "
+                            "fill_copy)")
         if outside not in ("zeros", "border"):
             raise ValueError(f"model.plan.outside must be 'zeros' or 'border' (got {outside!r})")
         if len(point_cloud_range) != 6:
@@ -144,14 +149,18 @@ class PlanConditioning(nn.Module):
             raise ValueError(f"model.plan.dropout must be in [0, 1) (got {dropout})")
         if copy_logit is not None and not warp:
             raise ValueError("model.plan.copy_logit needs warp=True (it copies the warped codes)")
-        if voxel_copy is not None and not float(voxel_copy) >= 0.0:
-            raise ValueError(f"model.plan.voxel_copy must be None (off) or a logit >= 0 (got {voxel_copy!r})")
+        for key, value in (("voxel_copy", voxel_copy), ("fill_copy", fill_copy)):
+            if value is not None and not float(value) >= 0.0:
+                raise ValueError(f"model.plan.{key} must be None (off) or a logit >= 0 (got {value!r})")
+        if fill_copy is not None and voxel_copy is None:
+            raise ValueError("model.plan.fill_copy needs voxel_copy (it fills the voxels the voxel copy cannot reach)")
         pcr = [float(v) for v in point_cloud_range]
         self.extent = (pcr[0], pcr[3], pcr[1], pcr[4])
         self.dropout, self.warp, self.outside = float(dropout), bool(warp), outside
         self.encoder = PlanEncoder(embed_dim, hidden_channels) if embed else None
         self.copy_logit = None if copy_logit is None else nn.Parameter(torch.tensor(float(copy_logit)))
         self.voxel_copy = None if voxel_copy is None else float(voxel_copy)
+        self.fill_copy = None if fill_copy is None else float(fill_copy)
 
     def forward(self, tokens: Tensor, codes: Tensor, poses: Tensor, next_poses: Tensor,
                 keep: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -187,9 +196,14 @@ class PlanConditioning(nn.Module):
 
     def add_voxel_prior(self, logits: Tensor, occ_last: Tensor, pose_last: Tensor, pose_planned: Tensor) -> Tensor:
         """Decoded class logits (B, C, X, Y, Z) of the planned frame + voxel_copy at the class each voxel has in the
-        last observed grid occ_last (B, X, Y, Z) warped from pose_last (B, 13) to pose_planned (B, 13)."""
+        last observed grid occ_last (B, X, Y, Z) warped from pose_last (B, 13) to pose_planned (B, 13); + fill_copy
+        at occ_last's own class where the warp reaches no voxel of it."""
         if self.voxel_copy is None:
             return logits
-        copy = warp_voxels(occ_last.long(), pose_last, pose_planned, self.extent)
-        bonus = (copy >= 0).to(logits.dtype)[:, None] * self.voxel_copy
-        return logits.scatter_add(1, copy.clamp(min=0)[:, None], bonus)
+        occ_last = occ_last.long()
+        copy = warp_voxels(occ_last, pose_last, pose_planned, self.extent)
+        inside = (copy >= 0).to(logits.dtype)[:, None]
+        logits = logits.scatter_add(1, copy.clamp(min=0)[:, None], inside * self.voxel_copy)
+        if self.fill_copy is not None:
+            logits = logits.scatter_add(1, occ_last[:, None], (1.0 - inside) * self.fill_copy)
+        return logits

@@ -2,7 +2,8 @@
 
 Input: one world-model evaluation's metrics dict (training/evaluate.py, `metrics/epoch_N.json`): `forecast` and
 `vpq` over all voxels, `forecast_visible` and `vpq_visible` over the voxels the `visibility` mask marks visible,
-per method (`world_model`, `world_model_plan` for a plan-conditioned model, `copy_last`, `ego_warp`). Older files
+per method (`world_model`, `world_model_plan` for a plan-conditioned model, `copy_last`, `ego_warp`,
+`ego_warp_fill`). Older files
 (no visible keys, no plan mode, one VPQ threshold without `by_threshold`) give what they hold and "n/a" elsewhere.
 
 Units: mIoU, IoU and VPQ are shown in % (0-100); a difference is in percentage points. Horizons: 1 / 2 / 3 s
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 MODES = ("world_model", "world_model_plan")
-BASELINES = ("copy_last", "ego_warp")
+BASELINES = ("copy_last", "ego_warp", "ego_warp_fill")
 METHODS = MODES + BASELINES
 HORIZONS = ("1s", "2s", "3s", "avg")
 VPQ_THRESHOLDS = ("0.5", "0.2")  # always shown; thresholds found in the data are added after them

@@ -255,7 +255,8 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
            "over every voxel and over the voxels the camera sees (Occ3D's convention). `world_model` forecasts "
            "without being told the path (OccWorld); `world_model_plan` (a plan-conditioned model only) forecasts "
            "given the true future path, the planner's question \"what will the scene look like if I follow this "
-           "path?\"; `copy_last` repeats the last frame, `ego_warp` moves it by the true ego motion.", "", *tables,
+           "path?\"; `copy_last` repeats the last frame, `ego_warp` moves it by the true ego motion, "
+           "`ego_warp_fill` also fills the cells entering the view as `copy_last` does.", "", *tables,
            "", "### Where the model wins and loses", "",
            "Each world-model mode against each baseline (and the plan mode against the unconditioned one), per "
            "horizon, in percentage points (mode minus opponent):", "", *verdict, ""]

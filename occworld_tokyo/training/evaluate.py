@@ -7,8 +7,9 @@ World-model stage, per validation window (history H, future F):
   OccWorld's unconditioned mode); for a plan-conditioned model (`model.plan_conditioned`) also the rollout
   conditioned on the ground-truth future poses (`world_model_plan`: "what will the scene look like if I follow
   this path?");
-- baselines on the same windows: `copy_last` (last observed frame repeated) and `ego_warp` (last frame
-  warped by the ground-truth future ego motion); planning baseline `constant_velocity` (the current velocity
+- baselines on the same windows: `copy_last` (last observed frame repeated), `ego_warp` (last frame
+  warped by the ground-truth future ego motion) and `ego_warp_fill` (ego_warp, the cells entering the view filled
+  as copy_last); planning baseline `constant_velocity` (the current velocity
   extrapolated); the copy-last occupancy baseline's planning counterpart is standing still (`stationary`);
 - for each forecast: OccupancyMetrics (mIoU over non-free classes and binary IoU per step, at 1/2/3 s and
   averaged) and VPQMetric (FIERY VPQ on the dynamic classes at every `evaluation.vpq_iou_thresholds`; predicted
@@ -118,12 +119,13 @@ def _put(metrics: dict, key: str, all_voxels: Any, visible: Any) -> None:
 def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, device, precision: Precision,
                          eval_cfg: dict, num_classes: int, free_index: int, max_samples: int | None, recon):
     from occworld_tokyo.evaluation import (AllAndVisible, OccupancyMetrics, PlanningMetrics, VPQMetric,
-                                           copy_last_frame, ego_warp, split_results)
+                                           copy_last_frame, ego_warp, ego_warp_fill, split_results)
     from occworld_tokyo.evaluation.planning import DEFAULT_AGENT_BOX
 
     H, F = model.history_frames, model.future_frames
     plan_mode = bool(getattr(model, "plan_conditioned", False))
-    methods = ["world_model"] + (["world_model_plan"] if plan_mode else []) + ["copy_last", "ego_warp"]
+    methods = ["world_model"] + (["world_model_plan"] if plan_mode else []) + ["copy_last", "ego_warp",
+                                                                                "ego_warp_fill"]
     visibility = eval_cfg.get("visibility")
     occ_m = {m: AllAndVisible(lambda: OccupancyMetrics(num_classes, free_index, F, rate_hz), bool(visibility))
              for m in methods}
@@ -156,8 +158,9 @@ def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, devic
         if roll_plan is not None:
             preds["world_model_plan"] = roll_plan["occ"].long()
         try:
-            preds["ego_warp"] = torch.stack([ego_warp(occ[b, H - 1].cpu(), frames[b][H - 1], frames[b][H:], grid)
-                                             for b in range(B)]).to(device).long()
+            for name, warp in (("ego_warp", ego_warp), ("ego_warp_fill", ego_warp_fill)):
+                preds[name] = torch.stack([warp(occ[b, H - 1].cpu(), frames[b][H - 1], frames[b][H:], grid)
+                                           for b in range(B)]).to(device).long()
         except ValueError as exc:  # e.g. a z-pooled grid whose level shift is not a whole number of levels
             if "ego_warp" in preds or not any("ego_warp" in s for s in notes):
                 notes.append(f"ego_warp baseline unavailable: {exc}")
