@@ -12,7 +12,7 @@ def test_main_job_tiny(tmp_path, capsys):
     assert demo_main(["--out", str(out), "--sessions", "3", "--frames", "12", "--tokenizer-epochs", "1",
                       "--world-epochs", "1", "--eval-samples", "2", "--workers", "1"]) == 0
     report = (out / "report" / "report.md").read_text()
-    for method in ("| world_model |", "| copy_last |", "| ego_warp |", "| constant_velocity |"):
+    for method in ("| world_model |", "| copy_last |", "| ego_warp |", "| ego_warp_fill |", "| constant_velocity |"):
         assert method in report
     assert "### Where the model wins and loses" in report and "comparisons with the baselines" in report
     assert "Forecast, all voxels (%):" in report and "Forecast, camera-visible voxels (%):" in report
@@ -21,7 +21,7 @@ def test_main_job_tiny(tmp_path, capsys):
         assert row in report  # the guide's expected metrics, next to this run's values
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     forecast = metrics["world_model_stage"]["forecast"]
-    assert set(forecast) == {"world_model", "world_model_plan", "copy_last", "ego_warp"}  # both modes
+    assert set(forecast) == {"world_model", "world_model_plan", "copy_last", "ego_warp", "ego_warp_fill"}  # both modes
     assert set(metrics["world_model_stage"]["forecast_visible"]) == set(forecast)
     assert set(metrics["world_model_stage"]["vpq"]["ego_warp"]["by_threshold"]) == {"0.5", "0.2"}
     assert metrics["forecast_comparison"]["comparisons"]

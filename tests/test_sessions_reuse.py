@@ -134,6 +134,31 @@ def test_sessions_of_other_shards_are_not_foreign(data, city):
     assert "note" not in report.summary()
 
 
+def test_a_failure_in_a_generation_process_stops_the_run_with_its_message(tmp_path, city, monkeypatch):
+    """workers=2: the failing session's error reaches the caller (with the process's traceback as a note), the
+    other process is stopped, and no folder carries a session's final name without being complete."""
+    import occworld_tokyo.sessions.generate as gen
+    from occworld_tokyo.trajectories.curves import PlanningError
+
+    real = gen.plan_trajectory
+
+    def plan(world, agent, *args):
+        if agent == "rover":
+            raise PlanningError("no free street space")
+        return real(world, agent, *args)
+
+    monkeypatch.setattr(gen, "plan_trajectory", plan)   # inherited by the forked processes
+    out = tmp_path / "data"
+    mesh, world = city
+    with pytest.raises(GenerationError) as info:
+        generate_sessions(out, spec=GenerationSpec(**{**BASE, "sessions": 3}), progress=False, mesh=mesh,
+                          world=world, workers=2)
+    assert "session rover_20240101_120001 (rover)" in str(info.value) and "no free street space" in str(info.value)
+    assert any("in the generation process of session rover_20240101_120001" in n for n in info.value.__notes__)
+    finals = [p for p in out.iterdir() if not p.name.startswith(layout.TMP_PREFIX)] if out.exists() else []
+    assert all((p / "meta.json").exists() for p in finals)
+
+
 def test_a_session_that_cannot_be_planned_names_itself_and_keeps_the_others(tmp_path, city, monkeypatch):
     import occworld_tokyo.sessions.generate as gen
     from occworld_tokyo.trajectories.curves import PlanningError

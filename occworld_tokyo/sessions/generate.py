@@ -4,8 +4,8 @@ city index (cached per mesh tile, occworld_tokyo.citymodel.index) -> per session
 whole input (sessions/regions.py) -> its region voxel world (occworld_tokyo.world.region, built lazily, one per
 process at a time) -> trajectory + moving agents (traffic) -> per frame: ego crop with the agents painted in (+
 lidar, camera, masks, which see the agents too) -> files. Memory follows the region, not the city.
-Sessions are independent: a process pool runs them in parallel (`workers`; each worker gets the run's context
-through the pool initializer), `shard=(i, n)` keeps every n-th session for cluster array jobs, and finished sessions are skipped on re-runs, but only when their meta.json
+Sessions are independent: `workers` processes run them in parallel (each gets the run's context as its
+arguments and keeps its own region world between sessions; no module state), `shard=(i, n)` keeps every n-th session for cluster array jobs, and finished sessions are skipped on re-runs, but only when their meta.json
 says they were made with this run's settings, city and `DATA_REVISION` (anything else stops the run before it
 writes). Each session's random stream is seeded by (seed, session index), so output is byte-identical for a seed
 whatever the worker count.
@@ -14,8 +14,9 @@ whatever the worker count.
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import time
-from concurrent.futures import ProcessPoolExecutor
+import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -109,8 +110,8 @@ class GenerationReport:
 
 @dataclass
 class _Context:
-    """What every session needs (small and picklable in tiled mode): handed to each worker by the pool
-    initializer, never through a module global set before the fork."""
+    """What every session needs (small and picklable in tiled mode): handed to each generation process as its
+    argument (`_work`), never through a module global."""
 
     spec: GenerationSpec
     grid: GridSpec
@@ -172,18 +173,56 @@ class _Worker:
         return self.caster, self.sensor_mesh
 
 
-_WORKER: _Worker | None = None  # set only inside pool workers, by _init_worker
+def _work(ctx: _Context, jobs, results) -> None:
+    """One generation process: its own _Worker (region world and ray caster, kept between its sessions) runs the
+    sessions it takes from `jobs` until a None, and puts (job, result, None) on `results`, or (job, None,
+    (exception, traceback text)) and stops at the first failure. ctx, jobs and results come as the process's
+    arguments (inherited under fork, never pickled)."""
+    worker = _Worker(ctx)
+    for job in iter(jobs.get, None):
+        try:
+            results.put((job, _run_session(worker, job), None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the parent, which stops the run with it
+            results.put((job, None, (exc, traceback.format_exc())))
+            return
 
 
-def _init_worker(ctx: _Context) -> None:
-    """Pool initializer: this worker's context (passed by the pool, inherited without pickling under fork)."""
-    global _WORKER
-    _WORKER = _Worker(ctx)
-
-
-def _pool_task(job: tuple[int, str, str]) -> tuple[str, int, list[str]]:
-    assert _WORKER is not None, "worker started without _init_worker"
-    return _run_session(_WORKER, job)
+def _run_in_processes(ctx: _Context, todo: list, workers: int, ctx_mp, on_result, tick) -> None:
+    """Run the sessions `todo` in `workers` processes (a shared job queue: each process takes the next session
+    when it finishes one). on_result(result) for each finished session; tick() about 5 times a second (progress).
+    The first failure stops every process and is raised here, with the worker's traceback as a note."""
+    jobs, results = ctx_mp.Queue(), ctx_mp.Queue()
+    for job in todo:
+        jobs.put(job)
+    procs = [ctx_mp.Process(target=_work, args=(ctx, jobs, results), daemon=True) for _ in range(workers)]
+    for _ in procs:
+        jobs.put(None)
+    for proc in procs:
+        proc.start()
+    try:
+        for _ in range(len(todo)):
+            while True:
+                try:
+                    job, result, failure = results.get(timeout=0.2)
+                    break
+                except queue.Empty:
+                    tick()
+                    dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                    if dead or all(p.exitcode is not None for p in procs) and results.empty():
+                        raise GenerationError(f"a session generation process stopped without a result (exit codes "
+                                              f"{[p.exitcode for p in procs]}; a killed process is often out of "
+                                              "memory: try fewer --workers). Sessions already written are kept "
+                                              "(a re-run resumes)")
+            if failure is not None:
+                exc, text = failure
+                exc.add_note(f"in the generation process of session {job[2]}:\n{text}")
+                raise exc
+            on_result(result)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
 
 
 def _city_meta(mesh: CityMesh, inputs: list[str]) -> dict:
@@ -502,17 +541,14 @@ def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSp
                 report.frames_written += n
                 bar.update(ctx.progress.value - bar.n)
         else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx_mp,
-                                     initializer=_init_worker, initargs=(ctx,)) as pool:
-                futures = [pool.submit(_pool_task, job) for job in todo]
-                while not all(f.done() for f in futures):
-                    time.sleep(0.2)
-                    bar.update(ctx.progress.value - bar.n)
-                for f in futures:
-                    name, n, notes = f.result()
-                    report.written.append(name)
-                    report.redrawn += notes
-                    report.frames_written += n
+            def done(result: tuple[str, int, list[str]]) -> None:
+                name, n, notes = result
+                report.written.append(name)
+                report.redrawn += notes
+                report.frames_written += n
+
+            _run_in_processes(ctx, todo, min(workers, len(todo)), ctx_mp, done,
+                              lambda: bar.update(ctx.progress.value - bar.n))
         bar.update(ctx.progress.value - bar.n)
     finally:
         bar.close()
