@@ -215,8 +215,11 @@ def _run_in_processes(ctx: _Context, todo: list, workers: int, ctx_mp, on_result
                                               "(a re-run resumes)")
             if failure is not None:
                 exc, text = failure
-                exc.add_note(f"in the generation process of session {job[2]}:\n{text}")
-                raise exc
+                note = f"in the generation process of session {job[2]}:\n{text}"
+                if hasattr(exc, "add_note"):  # Python 3.11+
+                    exc.add_note(note)
+                    raise exc
+                raise exc from RuntimeError(note)
             on_result(result)
     finally:
         for proc in procs:
