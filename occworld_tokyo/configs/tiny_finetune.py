@@ -14,9 +14,9 @@ model = dict(
     pose_decoder=dict(hidden_channels=32, out_channels=13, num_layers=2, num_modes=1),
     # forecasts along a planned path, starting from the plan-warped codes; 25 % of the training windows without a
     # plan, so the same model also forecasts unconditioned (docs/model.md, "Plan conditioning"). voxel_copy: the
-    # last observed frame's voxels carried along the plan wherever it reaches, the model's forecast elsewhere,
-    # leaning (fill_copy) toward what the last frame shows at the same place of the ego grid.
-    plan=dict(enabled=True, dropout=0.25, copy_logit=10.0, voxel_copy=30.0, fill_copy=2.0),
+    # last observed frame's voxels carried along the plan wherever it reaches (1000: beyond any decoder logit), the
+    # model's forecast elsewhere, leaning (fill_copy) toward what the last frame shows at the same ego-grid place.
+    plan=dict(enabled=True, dropout=0.25, copy_logit=10.0, voxel_copy=1000.0, fill_copy=2.0),
     # the rollout does not invent classes the history frames do not show unless its decoder is very sure
     unseen_class_logit=8.0,
 )

@@ -72,6 +72,17 @@ def level_shift(src: EgoFrame, dst: EgoFrame, grid: GridSpec = DEFAULT_GRID) -> 
     return shift
 
 
+def ground_levels(ego: Any, history: int, grid: GridSpec = DEFAULT_GRID) -> Any:
+    """(B, T, 5) ego rows of windows (x, y, yaw, ground_z, agent z; numpy or torch) -> (B, T - history) int64
+    torch tensor: how many whole levels each future frame's grid ground lies above the current (last history)
+    frame's, the `level_shift` of every future frame at once. None when a change is not a whole number of levels
+    (a z-pooled grid)."""
+    e = torch.as_tensor(np.asarray(ego) if not isinstance(ego, torch.Tensor) else ego).double()
+    dz = (e[:, history:, 3] - e[:, history - 1:history, 3]) / float(grid.voxel_size[2])
+    levels = dz.round()
+    return levels.long() if bool(((dz - levels).abs() <= 1e-3).all()) else None
+
+
 def warp_frame(occ: np.ndarray, src: EgoFrame, dst: EgoFrame, grid: GridSpec = DEFAULT_GRID,
                fill_value: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Re-sample one (X, Y, Z) grid observed in `src` into `dst`'s ego grid; returns (grid, valid mask)."""

@@ -89,13 +89,27 @@ def _nearest(maps: Tensor, grid: Tensor, outside: str) -> Tensor:
     return F.grid_sample(maps, grid.to(maps.dtype), mode="nearest", padding_mode=outside, align_corners=False)
 
 
-def warp_voxels(occ: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float]) -> Tensor:
+def shift_levels(occ: Tensor, levels: Tensor | None) -> Tensor:
+    """Label grids (N, X, Y, Z) seen from a grid whose ground is `levels` (N,) whole levels higher: level k of
+    the result is level k + levels of occ, -1 beyond occ's levels (as the ego-warp baseline's level shift)."""
+    if levels is None:
+        return occ
+    z = occ.shape[-1]
+    src = torch.arange(z, device=occ.device)[None] + levels.to(occ.device).long()[:, None]   # (N, Z)
+    inside = (src >= 0) & (src < z)
+    moved = occ.gather(3, src.clamp(0, z - 1)[:, None, None, :].expand(occ.shape))
+    return torch.where(inside[:, None, None, :], moved, torch.full_like(moved, -1))
+
+
+def warp_voxels(occ: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float],
+                levels: Tensor | None = None) -> Tensor:
     """Label grids (N, X, Y, Z) of frame t, seen from the planned frames (N, 13) -> (N, X, Y, Z) labels, -1 where
-    the voxel centre falls outside frame t's grid. Nearest voxel, like the ego-warp baseline; only yaw and x/y move
-    the grid (a plan does not say where the ground is, so levels stay levels)."""
+    the voxel centre falls outside frame t's grid. Nearest voxel, like the ego-warp baseline: yaw and x/y from the
+    poses; the grid's ground is not in a pose (a drone's height is not its ground's), so a change of it comes as
+    `levels` (N,) whole levels (None: none)."""
     grid = warp_grid(pose_from.float(), pose_to.float(), occ.shape[1:3], extent)
     moved = _nearest((occ.permute(0, 3, 1, 2) + 1).float(), grid, "zeros")   # labels + 1: outside (0) -> -1
-    return (moved.round().long() - 1).permute(0, 2, 3, 1)
+    return shift_levels((moved.round().long() - 1).permute(0, 2, 3, 1), levels)
 
 
 def warp_tokens(tokens: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float],
@@ -194,16 +208,20 @@ class PlanConditioning(nn.Module):
         bonus = (valid.to(logits.dtype) * self.copy_logit.to(logits.dtype))[:, :, None]
         return logits.scatter_add(2, copy.clamp(min=0)[:, :, None], bonus)
 
-    def add_voxel_prior(self, logits: Tensor, occ_last: Tensor, pose_last: Tensor, pose_planned: Tensor) -> Tensor:
+    def add_voxel_prior(self, logits: Tensor, occ_last: Tensor, pose_last: Tensor, pose_planned: Tensor,
+                        levels: Tensor | None = None) -> Tensor:
         """Decoded class logits (B, C, X, Y, Z) of the planned frame + voxel_copy at the class each voxel has in the
-        last observed grid occ_last (B, X, Y, Z) warped from pose_last (B, 13) to pose_planned (B, 13); + fill_copy
-        at occ_last's own class where the warp reaches no voxel of it."""
+        last observed grid occ_last (B, X, Y, Z) warped from pose_last (B, 13) to pose_planned (B, 13) (and by
+        `levels` (B,), the planned frame's ground in whole levels above the last one's); + fill_copy at occ_last's
+        own class (same levels shift) where the warp reaches no voxel of it."""
         if self.voxel_copy is None:
             return logits
         occ_last = occ_last.long()
-        copy = warp_voxels(occ_last, pose_last, pose_planned, self.extent)
+        copy = warp_voxels(occ_last, pose_last, pose_planned, self.extent, levels)
         inside = (copy >= 0).to(logits.dtype)[:, None]
         logits = logits.scatter_add(1, copy.clamp(min=0)[:, None], inside * self.voxel_copy)
         if self.fill_copy is not None:
-            logits = logits.scatter_add(1, occ_last[:, None], (1.0 - inside) * self.fill_copy)
+            same = shift_levels(occ_last, levels)
+            bonus = (1.0 - inside) * (same >= 0).to(logits.dtype)[:, None] * self.fill_copy
+            logits = logits.scatter_add(1, same.clamp(min=0)[:, None], bonus)
         return logits

@@ -207,12 +207,13 @@ class TransVQVAE(nn.Module):
     def forward(self, occ: Tensor, poses: Tensor) -> dict[str, Tensor]:
         return self.forward_train(occ, poses)
 
-    def _decode_forecast(self, codes: Tensor, occ_hist: Tensor, poses_hist: Tensor, plan: Tensor | None) -> Tensor:
+    def _decode_forecast(self, codes: Tensor, occ_hist: Tensor, poses_hist: Tensor, plan: Tensor | None,
+                         plan_levels: Tensor | None = None) -> Tensor:
         """Predicted codes (B, n, h, w) -> labels (B, n, X, Y, Z): the tokenizer's decoded class logits, with
         - `unseen_class_logit` subtracted from every class that no voxel of the history occ_hist (B, H, X, Y, Z)
           shows (a class not seen in the observed frames is not invented by a weak guess; a confident one stays);
         - along a plan, the plan's voxel prior (`PlanConditioning.add_voxel_prior`: the last observed grid warped
-          from its pose poses_hist[:, -1] to the planned pose plan[:, i]).
+          from its pose poses_hist[:, -1] to the planned pose plan[:, i], and by plan_levels[:, i] levels).
         Without either, plain argmax decoding (`vae.decode_indices`, OccWorld)."""
         along_plan = plan is not None and self.plan.voxel_copy is not None
         if not along_plan and self.unseen_class_logit is None:
@@ -228,13 +229,16 @@ class TransVQVAE(nn.Module):
             if penalty is not None:
                 logits = logits + penalty
             if along_plan:
-                logits = self.plan.add_voxel_prior(logits, occ_hist[:, -1], poses_hist[:, -1].float(), plan[:, i])
+                levels = None if plan_levels is None else plan_levels[:, i]
+                logits = self.plan.add_voxel_prior(logits, occ_hist[:, -1], poses_hist[:, -1].float(), plan[:, i],
+                                                   levels)
             frames.append(logits.argmax(1))
         return torch.stack(frames, dim=1)
 
     @torch.no_grad()
     def rollout(self, occ_hist: Tensor, poses_hist: Tensor, n_future: int | None = None,
-                future_commands: Tensor | None = None, plan: Tensor | None = None) -> dict[str, Tensor]:
+                future_commands: Tensor | None = None, plan: Tensor | None = None,
+                plan_levels: Tensor | None = None) -> dict[str, Tensor]:
         """Autoregressive forecast. occ_hist (B, H, X, Y, Z), poses_hist (B, H, pose_dim) (history frames,
         relative to the last one) -> {'occ': (B, n, X, Y, Z) labels, 'poses': (B, n, pose_dim), 'codes':
         (B, n, h, w), 'code_logits': (B, n, n_codes, h, w), 'pose_decoded': (B, n, modes, D)} with
@@ -243,7 +247,9 @@ class TransVQVAE(nn.Module):
         rollout uses the true gt_mode); without it the current frame's command is kept. `plan` (B, n, pose_dim): the
         planned poses of the predicted frames (relative to the current frame, like poses_hist); needs a
         plan-conditioned model; they condition the scene and are returned as 'poses' (and, with
-        `plan.voxel_copy`, carry the last observed frame's voxels into the decoded forecast)."""
+        `plan.voxel_copy`, carry the last observed frame's voxels into the decoded forecast). `plan_levels` (B, n)
+        ints: how many whole levels each planned frame's grid ground lies above the current one's (what a pose does
+        not say; the ego-warp baseline's level shift), for the voxel copy; None: 0."""
         n_future = self.future_frames if n_future is None else int(n_future)
         if future_commands is not None and (self.pose_mode != "nuscenes" or future_commands.shape[1] < n_future):
             raise ValueError("future_commands: nuscenes pose mode only, one (3,) one-hot per predicted frame")
@@ -255,6 +261,12 @@ class TransVQVAE(nn.Module):
                 raise ValueError(f"plan {tuple(plan.shape)}: expected (B={occ_hist.shape[0]}, >= {n_future}, "
                                  f"{self.pose_dim})")
             plan = plan.float()
+            if plan_levels is not None and (plan_levels.ndim != 2 or plan_levels.shape[0] != plan.shape[0]
+                                            or plan_levels.shape[1] < n_future):
+                raise ValueError(f"plan_levels {tuple(plan_levels.shape)}: expected (B={plan.shape[0]}, "
+                                 f">= {n_future}), one whole number of levels per planned frame")
+        elif plan_levels is not None:
+            raise ValueError("rollout(plan_levels=...) needs plan=... (the levels belong to the planned frames)")
         tokens, codes, _ = self._tokenize(occ_hist)
         poses = poses_hist.float()
         window = self.transformer.num_frames - 1
@@ -280,6 +292,7 @@ class TransVQVAE(nn.Module):
             code_logits.append(logits[:, -1])
             decoded.append(dec[:, 0])
         codes_future = torch.stack(new_codes, dim=1)
-        return {"occ": self._decode_forecast(codes_future, occ_hist, poses_hist, plan), "poses": torch.stack(new_poses, dim=1),
+        return {"occ": self._decode_forecast(codes_future, occ_hist, poses_hist, plan, plan_levels),
+                "poses": torch.stack(new_poses, dim=1),
                 "codes": codes_future, "code_logits": torch.stack(code_logits, dim=1),
                 "pose_decoded": torch.stack(decoded, dim=1)}

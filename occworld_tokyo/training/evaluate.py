@@ -120,6 +120,7 @@ def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, devic
                          eval_cfg: dict, num_classes: int, free_index: int, max_samples: int | None, recon):
     from occworld_tokyo.evaluation import (AllAndVisible, OccupancyMetrics, PlanningMetrics, VPQMetric,
                                            copy_last_frame, ego_warp, ego_warp_fill, split_results)
+    from occworld_tokyo.evaluation.baselines import ground_levels
     from occworld_tokyo.evaluation.planning import DEFAULT_AGENT_BOX
 
     H, F = model.history_frames, model.future_frames
@@ -147,7 +148,8 @@ def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, devic
             codes = model.vae.encode(occ)[1] if model.freeze_vae else None
             out = model.forward_train(occ, poses, codes=codes)
             roll = model.rollout(occ[:, :H], poses[:, :H], F)
-            roll_plan = model.rollout(occ[:, :H], poses[:, :H], F, plan=poses[:, H:]) if plan_mode else None
+            roll_plan = model.rollout(occ[:, :H], poses[:, :H], F, plan=poses[:, H:],
+                                      plan_levels=ground_levels(batch["ego"], H, grid)) if plan_mode else None
         B = occ.shape[0]
         _accumulate(sums, out, B)
         gt = occ[:, H:]
