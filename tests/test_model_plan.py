@@ -12,7 +12,8 @@ from occworld_tokyo.evaluation.baselines import ego_warp
 from occworld_tokyo.grid import EgoFrame, GridSpec
 from occworld_tokyo.model import build_model
 from occworld_tokyo.model.build import tiny_model_config
-from occworld_tokyo.model.plan import motion_features, pose_yaw, warp_tokens, warp_voxels
+from occworld_tokyo.evaluation.baselines import ground_levels
+from occworld_tokyo.model.plan import motion_features, pose_yaw, shift_levels, warp_tokens, warp_voxels
 
 PCR = [-12.8, -12.8, -2.0, 12.8, 12.8, 8.0]
 
@@ -253,3 +254,40 @@ def test_unseen_class_prior_keeps_the_forecast_to_the_classes_the_history_shows(
     assert torch.equal(off.rollout(occ, poses, 2)["occ"], free)   # a zero logit changes nothing
     with pytest.raises(ValueError, match="unseen_class_logit"):
         build_model({**cfg, "unseen_class_logit": -2.0})
+
+
+def test_voxel_copy_follows_the_ground_levels_of_the_planned_frames():
+    """A pose does not say where its grid's ground is; with plan_levels the copy shifts levels exactly as the
+    ego-warp baseline does for the same ground change."""
+    rng = np.random.default_rng(6)
+    occ = rng.integers(0, 14, size=TEST_GRID.shape).astype(np.int64)
+    plan = torch.stack([_pose(1.6, 0.8, 0.2), _pose(3.2, 0.8, 0.2)])
+    grounds = [1.25, -2.5]                                  # one level up, then two down
+    frames = [EgoFrame(float(p[0]), float(p[1]), float(pose_yaw(p)), g) for p, g in zip(plan, grounds)]
+    expected, valid = ego_warp(occ, EgoFrame(0.0, 0.0, 0.0, 0.0), frames, TEST_GRID, return_valid=True)
+    ego = np.array([[[0, 0, 0, 0.0, 0]] + [[0, 0, 0, g, 0] for g in grounds]])
+    levels = ground_levels(ego, 1, TEST_GRID)
+    assert levels.tolist() == [[1, -2]]
+    warped = warp_voxels(torch.from_numpy(occ)[None].repeat(2, 1, 1, 1), torch.zeros(2, 13), plan,
+                         (-12.8, 12.8, -12.8, 12.8), levels[0]).numpy()
+    assert ((warped >= 0) == valid).mean() > 0.995
+    both = valid & (warped >= 0)
+    assert (warped[both] == expected[both]).mean() > 0.995
+    assert (warped[0, :, :, -1] == -1).all() and (warped[1, :, :, :2] == -1).all()   # levels with no source
+    assert torch.equal(shift_levels(torch.from_numpy(occ)[None], torch.tensor([0]))[0], torch.from_numpy(occ))
+    assert ground_levels(np.array([[[0, 0, 0, 0.0, 0], [0, 0, 0, 0.6, 0]]]), 1, TEST_GRID) is None  # not whole
+
+
+def test_plan_levels_need_a_plan_and_one_level_per_frame():
+    model = _plan_model(voxel_copy=1e4)
+    occ, poses = _history()
+    plan = torch.stack([_pose(x=3.2), _pose(x=6.4)])[None]
+    with pytest.raises(ValueError, match="plan_levels"):
+        model.rollout(occ, poses, 2, plan=plan, plan_levels=torch.zeros(1, 1, dtype=torch.long))
+    with pytest.raises(ValueError, match="needs plan"):
+        model.rollout(occ, poses, 2, plan_levels=torch.zeros(1, 2, dtype=torch.long))
+    flat = model.rollout(occ, poses, 2, plan=plan)["occ"]
+    assert torch.equal(model.rollout(occ, poses, 2, plan=plan, plan_levels=torch.zeros(1, 2, dtype=torch.long))["occ"],
+                       flat)
+    up = model.rollout(occ, poses, 2, plan=plan, plan_levels=torch.ones(1, 2, dtype=torch.long))["occ"]
+    assert not torch.equal(up, flat)
