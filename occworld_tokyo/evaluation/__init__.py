@@ -1,5 +1,5 @@
-"""Evaluation: forecast mIoU/IoU, VPQ (all voxels and camera-visible), planning L2/collision and the two baselines
-(docs/metrics.md)."""
+"""Evaluation: forecast mIoU/IoU, VPQ (all voxels and camera-visible), planning L2/collision and the three
+forecast baselines (docs/metrics.md)."""
 
 from .baselines import copy_last_frame, ego_warp, ego_warp_fill, warp_frame
 from .occupancy_metrics import OccupancyMetrics, ReconstructionMetrics, confusion_matrix, reconstruction_metrics

@@ -238,7 +238,7 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
     guide = guide_table(wm, tok, float(ce[1][-1]) if ce is not None and len(ce[1]) else None)
     md = ["# OccWorld Tokyo: main job report", "",
           "Built-in sample district -> drone and rover sessions -> tokenizer (stage 1) -> world model (stage 2) -> "
-          "evaluation against two baselines. CPU-sized model and grid (config/tiny_vqvae.py, config/tiny_finetune.py"
+          "evaluation against three baselines. CPU-sized model and grid (config/tiny_vqvae.py, config/tiny_finetune.py"
           + (f": {setup_note}" if setup_note else "") + "); numbers from a run of minutes are a smoke test of the "
           "pipeline, not a trained model's quality.", "",
           "## Data", "", f"    {generation}", "", "```", validation, "```", ""]

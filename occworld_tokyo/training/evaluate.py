@@ -1,4 +1,4 @@
-"""Validation: losses, and forecast metrics of the world model beside two baselines, in one pass.
+"""Validation: losses, and forecast metrics of the world model beside three baselines, in one pass.
 
 Tokenizer stage: validation loss terms and reconstruction mIoU / IoU.
 World-model stage, per validation window (history H, future F):
