@@ -5,9 +5,11 @@ whole input (sessions/regions.py) -> its region voxel world (occworld_tokyo.worl
 process at a time) -> trajectory + moving agents (traffic) -> per frame: ego crop with the agents painted in (+
 lidar, camera, masks, which see the agents too) -> files. Memory follows the region, not the city.
 Sessions are independent: `workers` processes run them in parallel (each gets the run's context as its
-arguments and keeps its own region world between sessions; no module state), `shard=(i, n)` keeps every n-th session for cluster array jobs, and finished sessions are skipped on re-runs, but only when their meta.json
+arguments and keeps its own region world between sessions; no module state), `shard=(i, n)` keeps every n-th
+session for cluster array jobs, and finished sessions are skipped on re-runs, but only when their meta.json
 says they were made with this run's settings, city and `DATA_REVISION` (anything else stops the run before it
-writes). Each session's random stream is seeded by (seed, session index), so output is byte-identical for a seed
+writes). A session whose drawn area cannot hold its trajectory is drawn again on another tile
+(sessions/regions.py). Each session's random stream is seeded by (seed, session index), so output is byte-identical for a seed
 whatever the worker count.
 """
 
