@@ -73,14 +73,15 @@ def level_shift(src: EgoFrame, dst: EgoFrame, grid: GridSpec = DEFAULT_GRID) -> 
 
 
 def ground_levels(ego: Any, history: int, grid: GridSpec = DEFAULT_GRID) -> Any:
-    """(B, T, 5) ego rows of windows (x, y, yaw, ground_z, agent z; numpy or torch) -> (B, T - history) int64
-    torch tensor: how many whole levels each future frame's grid ground lies above the current (last history)
-    frame's, the `level_shift` of every future frame at once. None when a change is not a whole number of levels
-    (a z-pooled grid)."""
-    e = torch.as_tensor(np.asarray(ego) if not isinstance(ego, torch.Tensor) else ego).double()
-    dz = (e[:, history:, 3] - e[:, history - 1:history, 3]) / float(grid.voxel_size[2])
-    levels = dz.round()
-    return levels.long() if bool(((dz - levels).abs() <= 1e-3).all()) else None
+    """(B, T, 5) ego rows of windows (x, y, yaw, ground_z, agent z; numpy or CPU torch) -> (B, T - history) int64
+    torch tensor: the `level_shift` from the current (last history) frame to each future frame. None when a
+    change is not a whole number of levels (a z-pooled grid)."""
+    ground = np.asarray(ego, dtype=np.float64)[..., 3]
+    try:
+        return torch.tensor([[level_shift(EgoFrame(0.0, 0.0, 0.0, row[history - 1]), EgoFrame(0.0, 0.0, 0.0, g), grid)
+                              for g in row[history:]] for row in ground], dtype=torch.long)
+    except ValueError:
+        return None
 
 
 def warp_frame(occ: np.ndarray, src: EgoFrame, dst: EgoFrame, grid: GridSpec = DEFAULT_GRID,
@@ -129,12 +130,18 @@ def ego_warp(last_occ: Any, last_frame: EgoFrame, future_frames: Sequence[EgoFra
     return (future, valid) if return_valid else future
 
 
-def ego_warp_fill(last_occ: Any, last_frame: EgoFrame, future_frames: Sequence[EgoFrame],
-                  grid: GridSpec = DEFAULT_GRID) -> Any:
-    """Baseline 3: `ego_warp` of the last grid (X, Y, Z), its voxels that come from outside the last grid filled
-    with the last grid's own voxel at the same place (`copy_last`) -> (T, X, Y, Z). numpy or torch (CPU) in, the
-    same type out."""
-    warped, valid = ego_warp(last_occ, last_frame, future_frames, grid, return_valid=True)
+def fill_outside(warped: Any, valid: Any, last_occ: Any) -> Any:
+    """`ego_warp`'s (T, X, Y, Z) grids and validity mask (return_valid=True) -> the same grids with every voxel
+    that came from outside the last grid filled with last_occ's own voxel at that place (`copy_last`)."""
     if torch is not None and isinstance(warped, torch.Tensor):
         return torch.where(valid, warped, last_occ.to(warped.device)[None].to(warped.dtype))
     return np.where(valid, warped, np.asarray(last_occ)[None]).astype(warped.dtype)
+
+
+def ego_warp_fill(last_occ: Any, last_frame: EgoFrame, future_frames: Sequence[EgoFrame],
+                  grid: GridSpec = DEFAULT_GRID) -> Any:
+    """Baseline 3: `ego_warp` of the last grid (X, Y, Z), its voxels that come from outside the last grid filled
+    with the last grid's own voxel at the same place (`fill_outside`) -> (T, X, Y, Z). numpy or torch (CPU) in,
+    the same type out."""
+    warped, valid = ego_warp(last_occ, last_frame, future_frames, grid, return_valid=True)
+    return fill_outside(warped, valid, last_occ)

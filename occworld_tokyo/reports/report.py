@@ -197,9 +197,11 @@ def guide_table(wm: dict, tok: dict | None, train_ce: float | None) -> list[str]
 def _fmt_against(v, bound: float) -> str:
     """v to 3 significant digits, or more where 3 would round it onto the bound it is compared with (0.29998
     against 0.3 prints 0.29998, not 0.3)."""
+    if v is None:
+        return "n/a"
     for digits in range(3, 8):
-        text = "n/a" if v is None else f"{v:.{digits}g}"
-        if v is None or float(text) != bound or v == bound:
+        text = f"{v:.{digits}g}"
+        if float(text) != bound or v == bound:
             return text
     return text
 

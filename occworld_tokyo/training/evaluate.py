@@ -119,8 +119,8 @@ def _put(metrics: dict, key: str, all_voxels: Any, visible: Any) -> None:
 def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, device, precision: Precision,
                          eval_cfg: dict, num_classes: int, free_index: int, max_samples: int | None, recon):
     from occworld_tokyo.evaluation import (AllAndVisible, OccupancyMetrics, PlanningMetrics, VPQMetric,
-                                           copy_last_frame, ego_warp, ego_warp_fill, split_results)
-    from occworld_tokyo.evaluation.baselines import ground_levels
+                                           copy_last_frame, ego_warp, split_results)
+    from occworld_tokyo.evaluation.baselines import fill_outside, ground_levels
     from occworld_tokyo.evaluation.planning import DEFAULT_AGENT_BOX
 
     H, F = model.history_frames, model.future_frames
@@ -160,9 +160,11 @@ def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, devic
         if roll_plan is not None:
             preds["world_model_plan"] = roll_plan["occ"].long()
         try:
-            for name, warp in (("ego_warp", ego_warp), ("ego_warp_fill", ego_warp_fill)):
-                preds[name] = torch.stack([warp(occ[b, H - 1].cpu(), frames[b][H - 1], frames[b][H:], grid)
-                                           for b in range(B)]).to(device).long()
+            last = [occ[b, H - 1].cpu() for b in range(B)]
+            warps = [ego_warp(last[b], frames[b][H - 1], frames[b][H:], grid, return_valid=True) for b in range(B)]
+            preds["ego_warp"] = torch.stack([w for w, _ in warps]).to(device).long()
+            preds["ego_warp_fill"] = torch.stack([fill_outside(w, v, last[b])
+                                                  for b, (w, v) in enumerate(warps)]).to(device).long()
         except ValueError as exc:  # e.g. a z-pooled grid whose level shift is not a whole number of levels
             if "ego_warp" in preds or not any("ego_warp" in s for s in notes):
                 notes.append(f"ego_warp baseline unavailable: {exc}")
