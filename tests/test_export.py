@@ -93,7 +93,7 @@ def read_uniocc(root: Path) -> list[dict]:
         assert isinstance(scene["scene_name"], str) and scene["occ_in_scene_paths"]
         for rel in scene["occ_in_scene_paths"]:
             npz = np.load(root / rel, allow_pickle=True)
-            assert npz["occ_label"].shape == (200, 200, 16) and npz["occ_label"].max() <= 17
+            assert npz["occ_label"].shape == (200, 200, 16) and npz["occ_label"].max() <= 10  # UniOcc ids, 10 free
             assert npz["occ_mask_camera"].shape == (200, 200, 16)
             for key in ("occ_flow_forward", "occ_flow_backward"):
                 assert npz[key].shape == (200, 200, 16, 3) and npz[key].dtype == np.float32
@@ -237,23 +237,24 @@ def test_exported_poses_follow_the_session(exported, occ3d_data):
 # ----------------------------------------------------------------------------------------------- flow
 def test_flow_carries_voxels_onto_the_next_frame(exported):
     """Static voxels moved by the forward flow land on occupied voxels of the next frame; agent voxels on the
-    voxels of the same agent."""
+    voxels of the same kind. The flow moves a voxel's corner point (UniOcc's convention); its centre moves by
+    nearly the same (our turns are small between frames)."""
     root = exported / "uniocc"
     scene = read_uniocc(root)[0]
     hits = total = agent_hits = agent_total = 0
     for a, b in zip(scene["occ_in_scene_paths"][:-1], scene["occ_in_scene_paths"][1:]):
         na, nb = np.load(root / a, allow_pickle=True), np.load(root / b, allow_pickle=True)
         occ_a, occ_b = na["occ_label"], nb["occ_label"]
-        idx = np.argwhere((occ_a != 17) & (occ_a >= 11))  # static surfaces and structures (Occ3D ids 11..16)
+        idx = np.argwhere(np.isin(occ_a, [6, 7, 8, 9]))  # UniOcc's vegetation, road, terrain, building
         dest = np.floor(idx + 0.5 + na["occ_flow_forward"][tuple(idx.T)]).astype(int)
         inside = np.all((dest >= 0) & (dest < occ_a.shape), axis=1)
-        hits += int((occ_b[tuple(dest[inside].T)] != 17).sum())
+        hits += int((occ_b[tuple(dest[inside].T)] != 10).sum())
         total += int(inside.sum())
-        idx = np.argwhere(np.isin(occ_a, [3, 4, 7, 10]))  # bus, car, pedestrian, truck
+        idx = np.argwhere(np.isin(occ_a, [1, 4]))  # car, pedestrian
         if len(idx):
             dest = np.floor(idx + 0.5 + na["occ_flow_forward"][tuple(idx.T)]).astype(int)
             inside = np.all((dest >= 0) & (dest < occ_a.shape), axis=1)
-            agent_hits += int(np.isin(occ_b[tuple(dest[inside].T)], [3, 4, 7, 10]).sum())
+            agent_hits += int(np.isin(occ_b[tuple(dest[inside].T)], [1, 4]).sum())
             agent_total += int(inside.sum())
     assert total > 10_000 and hits / total > 0.95, hits / total
     assert agent_total > 100 and agent_hits / agent_total > 0.8, (agent_hits, agent_total)

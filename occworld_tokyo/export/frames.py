@@ -94,3 +94,31 @@ def command(steps: np.ndarray, mask: np.ndarray, threshold: float = COMMAND_THRE
     out = np.zeros(3)
     out[0 if lateral >= threshold else 1 if lateral <= -threshold else 2] = 1.0
     return out
+
+
+KAPPA_MIN_SPEED = 0.5  # m/s: below it the path curvature (yaw rate / speed) is written as 0
+
+
+def ego_motion(frame: EgoFrame, lin_vel: np.ndarray, ang_vel: np.ndarray, accel: np.ndarray) -> dict[str, np.ndarray]:
+    """The ego's recorded motion of one frame in ego axes (x forward, y left, z up): velocity (3,) m/s, angular
+    velocity (3,) rad/s and acceleration (3,) m/s^2 (kinematic, without gravity), from world-frame vectors."""
+    return {"vel": frame.rotate_to_ego(lin_vel), "rate": frame.rotate_to_ego(ang_vel),
+            "accel": frame.rotate_to_ego(accel)}
+
+
+def can_bus(frame: EgoFrame, motion: dict[str, np.ndarray]) -> np.ndarray:
+    """(18,) the nuScenes CAN-bus 'pose' vector as the nuScenes converters lay it out: pos (3) = ego2global
+    translation, orientation (4) = ego2global rotation (w, x, y, z), accel (3), rotation_rate (3), vel (3) in ego
+    axes, then 2 zeros. Ours come from the recorded pose and its velocities, not from a CAN bus (none exists)."""
+    return np.concatenate([[frame.x, frame.y, frame.ground_z], yaw_quat_wxyz(frame.yaw), motion["accel"],
+                           motion["rate"], motion["vel"], [0.0, 0.0]])
+
+
+def ego_lcf_feat(motion: dict[str, np.ndarray], length: float = 0.0, width: float = 0.0) -> np.ndarray:
+    """(9,) VAD's gt_ego_lcf_feat: vx, vy, ax, ay in the lidar axes (x right, y forward; m/s, m/s^2), w = yaw rate
+    (rad/s, counter-clockwise), length, width (m: 0 when not recorded), v0 = forward speed (m/s), kappa = path
+    curvature w / v0 (1/m, positive turning left; 0 below KAPPA_MIN_SPEED)."""
+    v, a = ego_to_lidar_vec(motion["vel"]), ego_to_lidar_vec(motion["accel"])
+    w, v0 = float(motion["rate"][2]), float(motion["vel"][0])
+    kappa = w / v0 if abs(v0) >= KAPPA_MIN_SPEED else 0.0
+    return np.array([v[0], v[1], a[0], a[1], w, length, width, v0, kappa])

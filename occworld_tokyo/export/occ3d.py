@@ -4,20 +4,31 @@ dataset/dataset.py):
     OUT_DIR/gts/<scene>/<token>/labels.npz     semantics (200, 200, 16) uint8 (Occ3D classes, 17 = free),
                                                mask_lidar, mask_camera (200, 200, 16) uint8 0/1
     OUT_DIR/samples/CAM_FRONT/<token>.jpg      the camera image (cams['CAM_FRONT']['data_path'], relative)
+    OUT_DIR/samples/LIDAR_TOP/<token>.pcd.bin  the lidar in the lidar frame (lidar_path; with --lidar)
     OUT_DIR/occworld_tokyo_infos.pkl           {'infos': {scene: [per-frame dict, time order]}, 'metadata': {...}}
+                                               (OccWorld, DOME, OccSora)
+    OUT_DIR/occworld_tokyo_infos_flat.pkl      {'infos': [the same dicts, timestamp order], 'metadata': {...}}
+                                               (I2-World; flat.py)
 
 Scene = session name, token = '<scene>_<frame:06d>'. Per-frame fields (frames.py for the conventions):
-token, scene_name, frame_idx, timestamp (microseconds since the session start), ego2global_translation /
-_rotation (w, x, y, z), lidar2ego_translation / _rotation, gt_ego_fut_trajs (6, 2) per-step (dx, dy) in the lidar
-axes (x right, y forward; rows past the session's end are 0), gt_ego_fut_masks (6,), pose_mode (3,) right / left /
-straight, cams (CAM_FRONT: data_path, cam_intrinsic 3x3, sensor2ego_rotation (w,x,y,z) / _translation,
-sensor2lidar_rotation 3x3 / _translation), and the boxes of the moving agents in the lidar frame: gt_boxes (N, 7)
-x, y, z (box centre), l, w, h, yaw (mmdet3d >= 1.0 LiDAR boxes: yaw counter-clockwise from lidar x to the
-heading), gt_names (nuScenes names: car, truck, bus, pedestrian; drones are not carried), gt_velocity (N, 2),
+token, scene_name, frame_idx, timestamp (microseconds on the sessions' synthetic clock, flat.py),
+ego2global_translation / _rotation (w, x, y, z), lidar2ego_translation / _rotation, gt_ego_fut_trajs (6, 2) per-step
+(dx, dy) in the lidar axes (x right, y forward; rows past the session's end are 0), gt_ego_fut_masks (6,), pose_mode
+(3,) right / left / straight, cams (CAM_FRONT: data_path, cam_intrinsic 3x3, sensor2ego_rotation (w,x,y,z) /
+_translation, sensor2lidar_rotation 3x3 / _translation), and the boxes of the moving agents in the lidar frame:
+gt_boxes (N, 7) x, y, z (box centre), l, w, h, yaw (mmdet3d >= 1.0 LiDAR boxes: yaw counter-clockwise from lidar x
+to the heading), gt_names (nuScenes names: car, truck, bus, pedestrian; drones are not carried), gt_velocity (N, 2),
 num_lidar_pts (lidar returns inside the box), valid_flag (num_lidar_pts > 0), gt_agent_fut_trajs (N, 12) per-step
 offsets of the next 6 frames in this frame's lidar axes, gt_agent_fut_masks (N, 6), gt_agent_fut_yaw (N, 6),
-gt_agent_fut_goal (N,) (9 = moves less than 1 m, else the 45-degree sector of the final offset),
-gt_agent_lcf_feat (N, 9) x, y, yaw, vx, vy, w, l, h, class index (into DETECTION_CLASSES), instance_ids (N,).
+gt_agent_fut_goal (N,) (9 = moves less than 1 m, else the 45-degree sector of the final offset), gt_agent_lcf_feat
+(N, 9) x, y, yaw, vx, vy, w, l, h, class index (into DETECTION_CLASSES), instance_ids (N,).
+
+The fields I2-World reads besides these (flat.py for its flat list, frames.py for the values): prev / next (the
+neighbouring frames' tokens, '' at the ends), occ_path ('<i2world_root>/gts/<scene>/<token>'), lidar_path
+('<i2world_root>/samples/LIDAR_TOP/<token>.pcd.bin': float32 (N, 5) x, y, z in the lidar frame, intensity, 0 for the
+ring index we do not record; written with `lidar=True` (`--lidar`), else ''), sweeps ([]: the lidar is recorded at
+the frame rate only), ego_from_sensor (4x4 lidar -> ego), pose_mat (4x4 lidar -> global), can_bus (18,) and
+gt_ego_lcf_feat (9,) from the recorded pose and velocities, gt_ego_fut_cmd (3,) = pose_mode.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ from tqdm import tqdm
 
 from occworld_tokyo.export import frames as F
 from occworld_tokyo.export.classes import KIND_TO_NUSCENES_NAME, OCC3D_CLASSES, to_occ3d
+from occworld_tokyo.export.flat import FLAT_INFO_FILE, flat_list, scene_starts
 from occworld_tokyo.export.plan import ExportReport, run_export
 from occworld_tokyo.export.source import SourceSession
 from occworld_tokyo.export.writing import save_npz, save_pickle
@@ -38,6 +50,7 @@ INFO_FILE = "occworld_tokyo_infos.pkl"
 DETECTION_CLASSES = ("car", "truck", "construction_vehicle", "bus", "trailer", "barrier", "motorcycle", "bicycle",
                      "pedestrian", "traffic_cone")
 FUTURE = 6
+I2WORLD_ROOT = "./data/nuscenes"  # where I2-World's configs (data_root 'data/nuscenes/') look for the data
 
 
 def token(scene: str, i: int) -> str:
@@ -99,19 +112,28 @@ def _boxes(s: SourceSession, i: int, objects: list[list[dict]], lidar_origin: np
             "instance_ids": np.array([o["id"] for o in objs], dtype=np.int64)}
 
 
-def frame_info(s: SourceSession, i: int, objects: list[list[dict]], image_rel: str | None) -> dict:
-    """The info pickle's dict of frame i (module docstring)."""
+def frame_info(s: SourceSession, i: int, objects: list[list[dict]], image_rel: str | None, start_us: int = 0,
+               lidar_rel: str | None = None, i2world_root: str = I2WORLD_ROOT) -> dict:
+    """The info pickle's dict of frame i (module docstring); `start_us`: the scene's first timestamp (flat.py)."""
     fr = s.frames[i]
     origin = _lidar_origin(s, i)
     T_lidar_ego = F.lidar_to_ego(origin)
     steps, mask = F.ego_future_steps(s.frames, i, FUTURE)
+    motion = F.ego_motion(fr, s.poses["lin_vel"][i], s.poses["ang_vel"][i], _accel(s)[i])
     info = {
         "token": token(s.name, i), "scene_name": s.name, "frame_idx": i,
-        "timestamp": int(round(i / s.info.rate_hz * 1e6)),
+        "timestamp": start_us + int(round(i / s.info.rate_hz * 1e6)),
+        "prev": token(s.name, i - 1) if i > 0 else "", "next": token(s.name, i + 1) if i + 1 < s.n else "",
         "ego2global_translation": [fr.x, fr.y, fr.ground_z], "ego2global_rotation": F.yaw_quat_wxyz(fr.yaw).tolist(),
         "lidar2ego_translation": origin.tolist(), "lidar2ego_rotation": F.rotation_wxyz(T_lidar_ego),
         "gt_ego_fut_trajs": steps, "gt_ego_fut_masks": mask, "pose_mode": F.command(steps, mask), "cams": {},
+        # I2-World's extra fields (module docstring)
+        "occ_path": f"{i2world_root}/gts/{s.name}/{token(s.name, i)}",
+        "lidar_path": f"{i2world_root}/{lidar_rel}" if lidar_rel else "", "sweeps": [],
+        "ego_from_sensor": T_lidar_ego, "pose_mat": F.ego_to_global(fr) @ T_lidar_ego,
+        "can_bus": F.can_bus(fr, motion), "gt_ego_lcf_feat": F.ego_lcf_feat(motion).astype(np.float32),
     }
+    info["gt_ego_fut_cmd"] = info["pose_mode"].astype(np.float32)
     cam = (s.meta.get("sensors") or {}).get("camera")
     if cam and image_rel is not None:
         T_cam_ego = F.camera_to_ego(fr, s.poses["position"][i], s.poses["quat"][i], cam["extrinsics"]["T_body_cam"])
@@ -125,13 +147,39 @@ def frame_info(s: SourceSession, i: int, objects: list[list[dict]], image_rel: s
     return info
 
 
-def export_occ3d(sessions_dir: Path, out: Path, progress: bool = True) -> ExportReport:
-    return run_export(sessions_dir, out, "occ3d", _write, progress)
+def _accel(s: SourceSession) -> np.ndarray:
+    """(T, 3) world-frame acceleration (m/s^2): finite differences of the recorded velocities (central inside,
+    one-sided at the ends; 0 for a one-frame session)."""
+    v = s.poses["lin_vel"]
+    return np.gradient(v, 1.0 / s.info.rate_hz, axis=0) if len(v) > 1 else np.zeros_like(v)
 
 
-def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progress: bool) -> None:
+def lidar_bin(s: SourceSession, i: int) -> np.ndarray | None:
+    """Frame i's lidar in nuScenes' .pcd.bin layout: float32 (N, 5) x, y, z in the lidar frame (frames.py),
+    intensity, 0 (ring index, not recorded); None without lidar."""
+    pts = s.lidar(i)
+    if pts is None:
+        return None
+    xyz = F.ego_to_lidar_vec(np.asarray(pts[:, :3], np.float64) - _lidar_origin(s, i))
+    out = np.zeros((len(pts), 5), np.float32)
+    out[:, :3], out[:, 3] = xyz, pts[:, 3]
+    return out
+
+
+def export_occ3d(sessions_dir: Path, out: Path, progress: bool = True, i2world_root: str = I2WORLD_ROOT,
+                 lidar: bool = False) -> ExportReport:
+    """`lidar`: also write the point clouds (about 1.2 MB a frame; no consumer here reads them)."""
+    def write(sessions, tmp, report, progress):
+        _write(sessions, tmp, report, progress, i2world_root.rstrip("/") or ".", lidar)
+    return run_export(sessions_dir, out, "occ3d", write, progress)
+
+
+def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progress: bool, i2world_root: str,
+           lidar: bool) -> None:
     infos: dict[str, list[dict]] = {}
     problems: list[str] = []
+    starts, notes = scene_starts({s.name: int(round((s.n - 1) / s.info.rate_hz * 1e6)) for s in sessions})
+    report.notes += notes
     bar = tqdm(total=sum(s.n for s in sessions), unit="frame", desc="export occ3d", disable=not progress)
     for s in sessions:
         objects = [s.objects(i) for i in range(s.n)]
@@ -149,13 +197,22 @@ def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progr
                 image_rel = f"samples/CAM_FRONT/{token(s.name, i)}.jpg"
                 (tmp / image_rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(s.image_path(i), tmp / image_rel)
-            infos[s.name].append(frame_info(s, i, objects, image_rel))
+            lidar_rel = None
+            pts = lidar_bin(s, i) if lidar else None
+            if pts is not None:
+                lidar_rel = f"samples/LIDAR_TOP/{token(s.name, i)}.pcd.bin"
+                (tmp / lidar_rel).parent.mkdir(parents=True, exist_ok=True)
+                pts.tofile(tmp / lidar_rel)
+            infos[s.name].append(frame_info(s, i, objects, image_rel, starts[s.name], lidar_rel, i2world_root))
             bar.update(1)
         report.scenes += 1
         report.frames += s.n
     bar.close()
-    save_pickle(tmp / INFO_FILE, {"infos": infos, "metadata": {
-        "version": "occworld-tokyo occ3d export 1", "classes": list(OCC3D_CLASSES), "free_index": 17,
+    metadata = {
+        "version": "occworld-tokyo occ3d export 2", "classes": list(OCC3D_CLASSES), "free_index": 17,
         "grid": {"shape": [200, 200, 16], "voxel_size": 0.4, "x_range": [-40, 40], "y_range": [-40, 40],
-                 "z_range": [-1.0, 5.4]}, "rate_hz": sorted({s.info.rate_hz for s in sessions})}})
+                 "z_range": [-1.0, 5.4]}, "rate_hz": sorted({s.info.rate_hz for s in sessions}),
+        "i2world_root": i2world_root}
+    save_pickle(tmp / INFO_FILE, {"infos": infos, "metadata": metadata})
+    save_pickle(tmp / FLAT_INFO_FILE, {"infos": flat_list(infos), "metadata": metadata})
     report.notes += problems[:20]

@@ -2,22 +2,25 @@
 
     OUT_DIR/scene_infos.pkl            [{'scene_name', 'occ_in_scene_paths': ['<scene>/<t>.npz', ...], 'rate_hz', ...}]
     OUT_DIR/<scene>/<t>.npz            per frame t (0-based), read with np.load(allow_pickle=True):
-        occ_label (200, 200, 16) uint8           Occ3D classes (classes.py; 17 = free)
+        occ_label (200, 200, 16) uint8           UniOcc's own label ids (classes.py: 1 car, 4 pedestrian, 7 road,
+                                                 9 building, ..., 10 free)
         occ_mask_camera (200, 200, 16) uint8     1 = seen by the camera
-        occ_flow_forward (200, 200, 16, 3) float32   per occupied voxel: where it is in frame t+1's grid, minus
-                                                     where it is now, in voxels (0 in the last frame and for free)
+        occ_flow_forward (200, 200, 16, 3) float32   per occupied voxel: where its corner point is in frame t+1's
+                                                     ego frame minus where it is now, in voxels (flow.py; 0 in the
+                                                     last frame and for free voxels)
         occ_flow_backward (200, 200, 16, 3) float32  the same towards frame t-1 (0 in the first frame)
         ego_to_world_transformation (4, 4)       ego (frames.py) -> world
         cameras  object array of dicts: name, filename (relative to OUT_DIR), intrinsics 3x3, extrinsics 4x4
                  camera -> lidar (frames.py)
         annotations  object array of dicts, the moving agents: token (our instance id as text), agent_to_ego 4x4,
-                 agent_to_world 4x4, size (length, width, height) m, category_id (the Occ3D class id: 4 car,
-                 3 bus, 10 truck, 7 pedestrian, 0 other for drones), category_name, velocity_ego (3,) m/s
+                 agent_to_world 4x4, size (length, width, height) m, category_id (UniOcc's id: 1 car for every
+                 vehicle kind, 4 pedestrian, 0 other for drones), category_name (our kind: car, van, bus, truck,
+                 pedestrian, drone), velocity_ego (3,) m/s (world velocity in ego axes)
 OUT_DIR/images/<scene>/<t>_CAM_FRONT.jpg  the camera images.
 
-Flow from velocities: a voxel of agent a moves with a's velocity (annotation, world velocity in ego axes) for
-one frame interval; a static voxel stays in the world. Both are then expressed in the neighbour frame's grid, so
-the ego's own motion is part of every voxel's flow, as in UniOcc.
+Flow (flow.py): static voxels are fixed in the world, agent voxels move rigidly with their agent's annotated pose
+change from t to t+1 (rotation included), both expressed in the neighbour frame's grid, so the ego's own motion is
+part of every voxel's flow, as in UniOcc's generator (uniocc_flow_gen.py).
 """
 
 from __future__ import annotations
@@ -28,51 +31,38 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from occworld_tokyo import labels as L
 from occworld_tokyo.export import frames as F
-from occworld_tokyo.export.classes import LABEL_TO_OCC3D, VEHICLE_KIND_TO_OCC3D, to_occ3d
+from occworld_tokyo.export.classes import UNIOCC_CLASSES, UNIOCC_FREE, to_uniocc, uniocc_category
+from occworld_tokyo.export.flow import voxel_flow
 from occworld_tokyo.export.plan import ExportReport, run_export
 from occworld_tokyo.export.source import SourceSession
 from occworld_tokyo.export.writing import save_npz, save_pickle
-from occworld_tokyo.grid import OCC3D_GRID
+from occworld_tokyo.labels import FREE
+from occworld_tokyo.rotations import quat_to_matrix, rigid
 
 
-def _category(o: dict) -> int:
-    if int(o.get("label", -1)) == L.VEHICLE:
-        return VEHICLE_KIND_TO_OCC3D.get(str(o.get("kind")), 4)
-    return int(LABEL_TO_OCC3D[int(o.get("label", L.OTHER))])
+def agent_to_ego(o: dict) -> np.ndarray:
+    """4x4 agent box -> ego of an annotation (centre in the ego frame, `rotation` quaternion (w, x, y, z), else
+    `yaw`); the box frame is x forward (length), y left (width), z up."""
+    if "rotation" in o:
+        w, x, y, z = (float(v) for v in o["rotation"])
+        R = quat_to_matrix(np.array([x, y, z, w]))
+    else:
+        c, sn = np.cos(o["yaw"]), np.sin(o["yaw"])
+        R = np.array([[c, -sn, 0.0], [sn, c, 0.0], [0.0, 0.0, 1.0]])
+    return rigid(R, np.asarray(o["center"], np.float64))
 
 
-def voxel_flow(s: SourceSession, i: int, j: int, occupancy: np.ndarray, instances: np.ndarray,
-               objects: list[dict]) -> np.ndarray:
-    """(X, Y, Z, 3) float32 flow in voxels from frame i's grid to frame j's (j = i +- 1), module docstring."""
-    flow = np.zeros(occupancy.shape + (3,), np.float32)
-    if not (0 <= j < s.n):
-        return flow
-    idx = np.argwhere(occupancy > 0)
-    if not len(idx):
-        return flow
-    vs = np.asarray(OCC3D_GRID.voxel_size)
-    centre = OCC3D_GRID.lower + (idx + 0.5) * vs  # ego frame i
-    moved = centre.copy()
-    dt = (j - i) / s.info.rate_hz
-    vel = {int(o["id"]): np.asarray(o["velocity"], np.float64) for o in objects}
-    inst = instances[tuple(idx.T)]
-    for a, v in vel.items():
-        sel = inst == a
-        moved[sel] += v * dt
-    world = s.frames[i].ego_to_world(moved)
-    there = s.frames[j].world_to_ego(world)
-    flow[tuple(idx.T)] = ((there - centre) / vs).astype(np.float32)
-    return flow
-
-
-def _agent_transforms(s: SourceSession, i: int, o: dict) -> tuple[np.ndarray, np.ndarray]:
-    c, sn = np.cos(o["yaw"]), np.sin(o["yaw"])
-    a2e = np.eye(4)
-    a2e[:3, :3] = [[c, -sn, 0.0], [sn, c, 0.0], [0.0, 0.0, 1.0]]
-    a2e[:3, 3] = o["center"]
-    return a2e, F.ego_to_global(s.frames[i]) @ a2e
+def frame_flow(s: SourceSession, t: int, u: int, occupancy: np.ndarray, instances: np.ndarray,
+               objects: list[list[dict]]) -> np.ndarray:
+    """(X, Y, Z, 3) float32 flow in voxels from frame t's grid to frame u's (0 when u is outside the session)."""
+    if not (0 <= u < s.n):
+        return np.zeros(np.shape(occupancy) + (3,), np.float32)
+    return voxel_flow(np.asarray(occupancy) != FREE, instances, F.ego_to_global(s.frames[t]),
+                      F.ego_to_global(s.frames[u]), {int(o["id"]): agent_to_ego(o) for o in objects[t]},
+                      {int(o["id"]): agent_to_ego(o) for o in objects[u]},
+                      {int(o["id"]): np.asarray(o["velocity"], np.float64) for o in objects[t]},
+                      (u - t) / s.info.rate_hz)
 
 
 def export_uniocc(sessions_dir: Path, out: Path, progress: bool = True) -> ExportReport:
@@ -89,7 +79,7 @@ def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progr
         lidar = (s.meta.get("sensors") or {}).get("lidar") or {}
         for i in range(s.n):
             arr = s.occupancy(i)
-            sem, _ = to_occ3d(arr["occupancy"], arr["instances"], objects[i])
+            sem = to_uniocc(arr["occupancy"])
             cameras = []
             if cam and s.image_path(i) is not None:
                 rel = f"images/{s.name}/{i}_CAM_FRONT.jpg"
@@ -102,22 +92,24 @@ def _write(sessions: list[SourceSession], tmp: Path, report: ExportReport, progr
                                 "extrinsics": np.linalg.inv(T_lidar_ego) @ T_cam_ego})
             anns = []
             for o in objects[i]:
-                a2e, a2w = _agent_transforms(s, i, o)
-                anns.append({"token": str(o["id"]), "agent_to_ego": a2e, "agent_to_world": a2w,
-                             "size": np.asarray(o["size"], np.float64), "category_id": _category(o),
+                a2e = agent_to_ego(o)
+                anns.append({"token": str(o["id"]), "agent_to_ego": a2e,
+                             "agent_to_world": F.ego_to_global(s.frames[i]) @ a2e,
+                             "size": np.asarray(o["size"], np.float64), "category_id": uniocc_category(o),
                              "category_name": str(o.get("kind", o.get("class"))),
                              "velocity_ego": np.asarray(o["velocity"], np.float64)})
             rel = f"{s.name}/{i}.npz"
             mask = arr["mask_camera"].astype(np.uint8) if "mask_camera" in arr else np.ones(sem.shape, np.uint8)
             save_npz(tmp / rel, occ_label=sem, occ_mask_camera=mask,
-                     occ_flow_forward=voxel_flow(s, i, i + 1, arr["occupancy"], arr["instances"], objects[i]),
-                     occ_flow_backward=voxel_flow(s, i, i - 1, arr["occupancy"], arr["instances"], objects[i]),
+                     occ_flow_forward=frame_flow(s, i, i + 1, arr["occupancy"], arr["instances"], objects),
+                     occ_flow_backward=frame_flow(s, i, i - 1, arr["occupancy"], arr["instances"], objects),
                      ego_to_world_transformation=F.ego_to_global(s.frames[i]),
                      cameras=np.array(cameras, dtype=object), annotations=np.array(anns, dtype=object))
             paths.append(rel)
             bar.update(1)
         scene_infos.append({"scene_name": s.name, "occ_in_scene_paths": paths, "start_frame": 0,
-                            "end_frame": s.n - 1, "rate_hz": s.info.rate_hz, "agent_type": s.info.agent_type})
+                            "end_frame": s.n - 1, "rate_hz": s.info.rate_hz, "agent_type": s.info.agent_type,
+                            "classes": list(UNIOCC_CLASSES), "free_label": UNIOCC_FREE})
         report.scenes += 1
         report.frames += s.n
     bar.close()
