@@ -7,13 +7,22 @@ written into the folder for the claim (outputs stay byte-identical), and the ker
 process ends in any way (kill -9 included), so a crash never leaves a stale lock to clean up by hand.
 On a file system that cannot lock a directory (some NFS mounts) the claim falls back to a lock file
 `<folder>/.occworld.lock` (same semantics; the readers of data folders ignore it).
+
+Child processes: by default a forked child drops its copy of the claim at once (DataLoader workers must not
+keep a work dir busy after their run). `claim_folder(..., children_hold=True)` is for children that WRITE into
+the folder (generation workers): they keep the claim while they live, so a folder is never free while anything
+still writes there; such children call `die_with_parent(pid)` first, so that they end with their run even when
+it is killed with SIGKILL.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
+import signal
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -56,8 +65,9 @@ def _lock(fd: int, folder: Path, purpose: str) -> None:
 
 
 @contextmanager
-def claim_folder(folder: str | Path, purpose: str) -> Iterator[Path]:
-    """Hold `folder` (created when missing) exclusively for the block; yields the folder."""
+def claim_folder(folder: str | Path, purpose: str, *, children_hold: bool = False) -> Iterator[Path]:
+    """Hold `folder` (created when missing) exclusively for the block; yields the folder. children_hold: forked
+    children keep the claim while they live (module docstring)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise FolderBusyError(f"{folder} is a file, not a folder: choose a folder for the {purpose}")
@@ -74,7 +84,8 @@ def claim_folder(folder: str | Path, purpose: str) -> Iterator[Path]:
     # A flock belongs to the open file, which forked children (DataLoader workers, generation workers) share:
     # they close their copy at once, so the lock ends with THIS process even when it is killed before them.
     held = {"fd": fd}
-    os.register_at_fork(after_in_child=lambda: _close_quietly(held))
+    if not children_hold:
+        os.register_at_fork(after_in_child=lambda: _close_quietly(held))
     try:
         yield folder
     finally:
@@ -90,3 +101,19 @@ def _close_quietly(held: dict) -> None:
             os.close(fd)
         except OSError:
             pass
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Call first in a child process: the kernel kills it (SIGKILL) when its parent dies, however the parent ends
+    (Linux prctl PR_SET_PDEATHSIG); a child whose parent is already gone exits at once."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(1)

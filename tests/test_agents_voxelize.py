@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
 
@@ -142,14 +141,18 @@ def test_agent_mesh_boxes():
     assert agent_mesh(AgentStates.empty()).n_triangles == 0
 
 
-def test_paint_is_fast_with_100_agents():
+def test_paint_with_100_agents_is_repeatable():
+    """100 boxes at once paint the same voxels on every call (the speed is measured in benchmarks/bench_agents.py,
+    not asserted here: a wall-clock limit fails on a busy machine)."""
     frame = EgoFrame(0.0, 0.0, 0.0, 0.0)
     rng = np.random.default_rng(2)
     st = states(np.column_stack([rng.uniform(-40, 40, 100), rng.uniform(-40, 40, 100), np.full(100, 1.0)]),
                 np.tile([4.5, 1.8, 1.5], (100, 1)), rng.uniform(-3, 3, 100))
     lab, ins = empty_grid()
     paint_agents(lab, ins, frame, st, GRID)
-    t = time.perf_counter()
-    for _ in range(5):
+    first = lab.copy(), ins.copy()
+    for _ in range(2):
         paint_agents(lab, ins, frame, st, GRID)
-    assert (time.perf_counter() - t) / 5 < 0.05  # measured ~2-3 ms; generous for a shared CI machine
+    assert np.array_equal(lab, first[0]) and np.array_equal(ins, first[1])
+    painted = set(np.unique(ins[lab == VEHICLE]).tolist())
+    assert len(painted) >= 90 and painted <= set(st.ids.tolist())  # overlapping boxes may hide a few

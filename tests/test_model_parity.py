@@ -18,10 +18,8 @@ from occworld_tokyo.model import summary
 ROOT = Path(__file__).resolve().parents[1]
 REF = ROOT.parent / "shared" / "reference"
 WORLD_JSON, VQVAE_JSON = REF / "occworld_world_model_state_dict.json", REF / "occworld_vqvae_state_dict.json"
-pytestmark = pytest.mark.skipif(not WORLD_JSON.is_file(), reason="reference JSON files not present")
-
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = [pytest.mark.skipif(not WORLD_JSON.is_file(), reason="reference JSON files not present"),
+              pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _ref(path: Path) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,10 +45,7 @@ def _building_in_column(world, p):
 
 @pytest.mark.parametrize("pattern", ["survey", "orbit", "waypoints"])
 def test_drone_on_real_world(world, pattern):
-    start = time.perf_counter()
     m = plan_drone_motion(world, 200, 2.0, np.random.default_rng(0), pattern)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"planning took {elapsed:.2f} s"
     assert m.pattern == pattern
     t = np.arange(0.0, m.curve.duration + 1e-9, 0.01)
     p, v, _, _ = m.curve.derivatives(t)
@@ -74,10 +70,7 @@ def test_drone_orbits_a_tall_sample_building(sample_world):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_rover_on_real_world(world, seed):
-    start = time.perf_counter()
     m = plan_rover_motion(world, 200, 2.0, np.random.default_rng(seed))
-    elapsed = time.perf_counter() - start
-    assert elapsed < 1.0, f"planning took {elapsed:.2f} s"
     t = np.arange(0.0, m.curve.duration + 1e-9, 0.02)
     p, v, _, _ = m.curve.derivatives(t)
     in_building, i, j = _building_in_column(world, p)

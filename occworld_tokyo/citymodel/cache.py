@@ -52,7 +52,9 @@ def source_key(source: Source) -> str:
     """Content key of a source (module docstring)."""
     h = hashlib.sha256()
     h.update(f"v{CACHE_VERSION}|{source.kind}|{source.feature_type}|{source.obj_epsg}|".encode())
-    h.update(source.read_bytes())
+    with source.open() as f:  # in chunks: memory stays flat whatever the file's size
+        for chunk in iter(lambda: f.read(2 ** 22), b""):
+            h.update(chunk)
     return h.hexdigest()
 
 

@@ -257,8 +257,12 @@ def build_index(inputs, *, cache_dir: str | Path | None = None, workers: int = 1
         else:
             import multiprocessing as mp
 
-            with ProcessPoolExecutor(max_workers=min(workers, len(disc.sources)),
-                                     mp_context=mp.get_context("fork")) as pool:
+            import os
+
+            from occworld_tokyo.locks import die_with_parent
+
+            with ProcessPoolExecutor(max_workers=min(workers, len(disc.sources)), mp_context=mp.get_context("fork"),
+                                     initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(_parse_one, s, root): i for i, s in enumerate(disc.sources)}
                 for f in as_completed(futures):
                     exc = f.exception()
@@ -286,22 +290,18 @@ def build_index(inputs, *, cache_dir: str | Path | None = None, workers: int = 1
                      source_files=[str(entries[i].manifest["display"]) for i in sorted(entries)])
 
 
-def region_filter_codes(index: CityIndex, region: str | None) -> dict[int, list[str]]:
+def region_filter_codes(index: CityIndex, region) -> dict[int, list[str]]:
     """{place id: allowed level-3 codes} for a --region value: None (everything), comma-separated mesh codes
     (4, 6 or 8 digits; a tile is allowed when its code starts with one of them), or a lat/lon box
     'lat_min,lon_min,lat_max,lon_max' (degrees; tiles whose square meets the box)."""
     allowed: dict[int, list[str]] = {}
     if region is None:
         return {p.id: p.codes for p in index.places}
-    items = [s.strip() for s in str(region).split(",") if s.strip()]
-    is_box = len(items) == 4 and any("." in s for s in items)
-    if is_box:
-        try:
-            a, b, c, d = (float(s) for s in items)
-        except ValueError as exc:
-            raise ValueError(f"--region {region!r}: a box must be lat_min,lon_min,lat_max,lon_max in degrees") from exc
-        if not (a < c and b < d):
-            raise ValueError(f"--region {region!r}: need lat_min < lat_max and lon_min < lon_max")
+    from .meshcode import Region, parse_region
+
+    parsed = region if isinstance(region, Region) else parse_region(region)
+    if parsed.box is not None:
+        a, b, c, d = parsed.box
         for p in index.places:
             keep = []
             for code in p.codes:
@@ -311,11 +311,8 @@ def region_filter_codes(index: CityIndex, region: str | None) -> dict[int, list[
             if keep:
                 allowed[p.id] = keep
     else:
-        from .meshcode import check_code
-
-        prefixes = [check_code(s) for s in items]
         for p in index.places:
-            keep = [c for c in p.codes if any(c.startswith(x) for x in prefixes)]
+            keep = [c for c in p.codes if any(c.startswith(x) for x in parsed.codes)]
             if keep:
                 allowed[p.id] = keep
     if not allowed:

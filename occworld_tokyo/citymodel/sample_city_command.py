@@ -4,22 +4,27 @@ of whole wards without downloads."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
+
+from occworld_tokyo.flags import OneLineParser, ranged, seed
 
 from .sample_city import MAX_CITY_KM, write_sample_city
 
 BYTES_PER_TILE = 10_000_000  # measured 8.3 MB of CityGML per 1 km square (docs/benchmarks.md), rounded up
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="occworld-tokyo sample-city", description=__doc__)
-    p.add_argument("--size-km", type=int, required=True, help=f"squares per side, 1..{MAX_CITY_KM}")
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="occworld-tokyo sample-city", description=__doc__)
+    p.add_argument("--size-km", type=ranged(int, 1, MAX_CITY_KM), required=True, help=f"squares per side, 1..{MAX_CITY_KM}")
     p.add_argument("--out", required=True, help="folder to write udx/ into (created; must not hold a udx/ already)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same seed and size: byte-identical files)")
+    p.add_argument("--seed", type=seed, default=0, help="random seed (same seed and size: byte-identical files)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     out = Path(args.out)
     try:
         if (out / "udx").exists():

@@ -21,11 +21,17 @@ frame k + 1 steps after the current frame). Extra entries are ignored; fewer tha
    own recorded future poses.
 
 Both become the model's 13-d poses relative to the current frame (`dataset/poses.py`).
+
+Every coordinate is a JSON number (not a boolean, not NaN or Infinity) and the path is one an agent can follow:
+no step between consecutive frames (the first from the current pose) nor recorded velocity faster than
+`MAX_PLAN_SPEED` m/s, nor a turn faster than `MAX_PLAN_TURN` rad/s, so a plan in millimetres or with a wild value
+is refused naming the entry, before the model runs.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +39,10 @@ import numpy as np
 from occworld_tokyo.dataset.poses import pose_arrays, relative_poses
 from occworld_tokyo.errors import UserError
 from occworld_tokyo.rotations import quat_from_euler, wrap_angle
+
+
+MAX_PLAN_SPEED = 50.0  # m/s (180 km/h): above every agent of the sessions (drones <= 15, vehicles <= 20 m/s)
+MAX_PLAN_TURN = 2 * np.pi  # rad/s of recorded angular velocity
 
 
 class PlanFileError(UserError):
@@ -69,10 +79,10 @@ def read_plan(path: str | Path, history_records: list[dict], n_future: int, rate
     (the session's pose records of the history frames, world frame)."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(), parse_constant=_no_constant)
     except FileNotFoundError:
         raise PlanFileError(f"plan file {path} does not exist; give a JSON plan file or `--plan recorded`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise _fail(path, f"not readable JSON ({exc})") from None
     if isinstance(doc, list):
         doc = {"frame": "world", "poses": doc}
@@ -89,19 +99,24 @@ def read_plan(path: str | Path, history_records: list[dict], n_future: int, rate
     if key == "waypoints":
         pts = []
         for k, w in enumerate(entries):
-            if not (isinstance(w, (list, tuple)) and len(w) == 3 and all(isinstance(v, (int, float)) for v in w)):
-                raise _fail(path, f"waypoints[{k}] = {w!r} is not [x, y, z] in metres")
+            if not (isinstance(w, (list, tuple)) and len(w) == 3 and all(_is_number(v) for v in w)):
+                raise _fail(path, f"waypoints[{k}] = {w!r} is not [x, y, z] in metres (three finite numbers)")
             pts.append(w)
         pts = np.asarray(pts, dtype=np.float64)
-        if not np.isfinite(pts).all():
-            raise _fail(path, "waypoints must be finite numbers")
+        _check_steps(path, "waypoints", pts, np.zeros(3), rate_hz)
         return waypoints_to_poses(pts, rate_hz)
     for k, rec in enumerate(entries):
-        try:
-            pose_arrays([rec])
-        except (KeyError, TypeError) as exc:
-            raise _fail(path, f"poses[{k}] lacks {exc} (needs position x/y/z, orientation x/y/z/w, velocity "
-                        "linear/angular x/y/z)") from None
+        for field, names in (("position", "xyz"), ("orientation", "xyzw"), ("velocity.linear", "xyz"),
+                             ("velocity.angular", "xyz")):
+            part = rec
+            for step in field.split("."):
+                part = part.get(step) if isinstance(part, dict) else None
+            if not isinstance(part, dict) or any(n not in part for n in names):
+                raise _fail(path, f"poses[{k}] lacks {field} {'/'.join(names)} (needs position x/y/z, orientation "
+                            "x/y/z/w, velocity linear/angular x/y/z)")
+            bad = [n for n in names if not _is_number(part[n])]
+            if bad:
+                raise _fail(path, f"poses[{k}].{field}.{bad[0]} = {part[bad[0]]!r} is not a finite number")
     arrays = pose_arrays(list(history_records) + list(entries))
     if not np.isfinite(arrays["position"]).all() or not np.isfinite(arrays["quat"]).all():
         raise _fail(path, "poses must be finite numbers")
@@ -109,4 +124,42 @@ def read_plan(path: str | Path, history_records: list[dict], n_future: int, rate
     if (np.abs(norms - 1.0) > 1e-3).any():
         k = int(np.argmax(np.abs(norms - 1.0))) - len(history_records)
         raise _fail(path, f"poses[{k}].orientation is not a unit quaternion (norm {norms[k + len(history_records)]:.4f})")
-    return relative_poses(arrays, len(history_records) - 1)[len(history_records):]
+    h = len(history_records)
+    _check_steps(path, "poses", arrays["position"][h:], arrays["position"][h - 1], rate_hz)
+    for name, values, limit, unit in (("velocity.linear", arrays["lin_vel"][h:], MAX_PLAN_SPEED, "m/s"),
+                                      ("velocity.angular", arrays["ang_vel"][h:], MAX_PLAN_TURN, "rad/s")):
+        norm = np.linalg.norm(values, axis=1)
+        if (norm > limit).any():
+            k = int(np.argmax(norm))
+            raise _fail(path, f"poses[{k}].{name} is {norm[k]:.4g} {unit}, above the {limit:.3g} {unit} an agent "
+                        "reaches: give it in m/s and rad/s")
+    return relative_poses(arrays, h - 1)[h:]
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows: give finite numbers")
+
+
+def _is_number(v: object) -> bool:
+    """A finite JSON number: int or float, not a bool (True would read as 1 m)."""
+    if type(v) not in (int, float):  # bool is a subclass of int: refused here
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _check_steps(path: Path, key: str, pts: np.ndarray, start: np.ndarray, rate_hz: float) -> None:
+    """Refuse a step (from the current pose to entry 0, then between entries) faster than MAX_PLAN_SPEED."""
+    diffs = np.diff(np.vstack([start[None], pts]), axis=0)
+    steps = np.array([math.hypot(*d) for d in diffs.tolist()])  # no overflow for 1e300
+    with np.errstate(over="ignore"):
+        fast = ~np.isfinite(steps * rate_hz) | (steps * rate_hz > MAX_PLAN_SPEED)
+    if fast.any():
+        k = int(np.argmax(fast))  # the first one
+        speed = steps * rate_hz
+        frm = "the current pose" if k == 0 else f"{key}[{k - 1}]"
+        raise _fail(path, f"{key}[{k}] is {steps[k]:.4g} m from {frm}, {speed[k]:.4g} m/s at {rate_hz:g} Hz, "
+                    f"faster than any agent ({MAX_PLAN_SPEED:g} m/s): give positions in metres, one per "
+                    f"{1.0 / rate_hz:g} s frame")

@@ -3,40 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from occworld_tokyo.agents import TrafficDensity
 from occworld_tokyo.errors import UserError
+from occworld_tokyo.flags import OneLineParser, ranged as _ranged, region as _region, seed as _seed, shard as _shard
 from occworld_tokyo.sessions.generate import GenerationError, GenerationSpec, generate_sessions
-from occworld_tokyo.sessions.regions import DEFAULT_REGION_SIZE
+from occworld_tokyo.sessions.regions import DEFAULT_REGION_SIZE, MAX_REGION_SIZE, MIN_REGION_SIZE
 
 
-def _shard(text: str) -> tuple[int, int]:
+def _start_time(text: str) -> str:
     try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--shard must look like i/n, e.g. 0/4 (got {text!r})") from exc
-    return i, n
+        datetime.strptime(text, "%Y%m%d_%H%M%S")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must look like 20240101_120000 (YYYYmmdd_HHMMSS)") from None
+    return text
 
 
-def _ranged(kind, lo: float, hi: float, unit: str = ""):
-    """An argparse type accepting `kind` values in [lo, hi] (the range is declared with the flag)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a{'n integer' if kind is int else ' number'}") from exc
-        if not lo <= value <= hi:  # NaN fails too
-            raise argparse.ArgumentTypeError(f"{text} is outside {lo:g}..{hi:g}{unit}")
-        return value
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> OneLineParser:
+    p = OneLineParser(
         prog="plateau_to_occworld.py",
         description="Turn PLATEAU 3D city models into drone/rover sessions of occupancy, poses, lidar and camera images.")
     p.add_argument("--input", nargs="+", default=None,
@@ -47,15 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=_ranged(int, 1, 10_000), default=5, help="number of sessions (default: %(default)s)")
     p.add_argument("--agent", choices=("drone", "rover", "mixed"), default="mixed",
                    help="agent type of the sessions; mixed alternates drone and rover (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives byte-identical output")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed: the same seed gives byte-identical output")
     p.add_argument("--rate", type=_ranged(float, 0.1, 100.0, " Hz"), default=2.0, help="frame rate in Hz (default: %(default)s, OccWorld's keyframe rate)")
     p.add_argument("--workers", type=_ranged(int, 1, 256), default=1, help="worker processes over sessions (default: %(default)s)")
     p.add_argument("--shard", type=_shard, default=(0, 1), metavar="i/n",
                    help="write only sessions k with k %% n == i (cluster array jobs; default 0/1)")
-    p.add_argument("--region", default=None, metavar="CODES|BOX",
+    p.add_argument("--region", type=_region, default=None, metavar="CODES|BOX",
                    help="sample sessions only here: comma-separated JIS mesh codes (4/6/8 digits, prefixes match) or "
                         "a box lat_min,lon_min,lat_max,lon_max in degrees (default: the whole input)")
-    p.add_argument("--region-size", type=float, default=DEFAULT_REGION_SIZE, metavar="M",
+    p.add_argument("--region-size", type=_ranged(float, MIN_REGION_SIZE, MAX_REGION_SIZE, " m"), default=DEFAULT_REGION_SIZE,
+                   metavar="M",
                    help="side of each session's area in metres; memory per worker grows with its square "
                         "(about 1.6 GB per km^2 of area + 64 m margin; default: %(default)s)")
     p.add_argument("--cache", default=None, metavar="DIR",
@@ -74,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default: 200x200x121 at 0.4x0.4x1.25 m, -2..149 m above ground (the guide's grid); occ3d: "
                         "200x200x16 at 0.4 m, -1.0..5.4 m (Occ3D-nuScenes, what released OccWorld reads), voxelized "
                         "from the geometry at 0.4 m (default: %(default)s)")
-    p.add_argument("--start-time", default="20240101_120000",
+    p.add_argument("--start-time", type=_start_time, default="20240101_120000",
                    help="synthetic recording clock used in session names (default: %(default)s)")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable input file instead of skipping it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

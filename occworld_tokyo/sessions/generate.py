@@ -16,6 +16,7 @@ whatever the worker count.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 import time
 import traceback
@@ -32,10 +33,22 @@ from occworld_tokyo.citymodel.mesh import CityMesh
 from occworld_tokyo.grid import GridSpec, grid_named
 from occworld_tokyo.sessions import layout, writer
 from occworld_tokyo.sessions.layout import GenerationError
-from occworld_tokyo.sessions.regions import DEFAULT_REGION_SIZE, SessionArea, session_area
-from occworld_tokyo.sessions.reuse import DATA_REVISION, SAMPLE_DISTRICT, check_reusable, other_sessions
+from occworld_tokyo.sessions.regions import (DEFAULT_REGION_SIZE, MAX_REGION_SIZE, MIN_REGION_SIZE, SessionArea,
+                                             session_area)
+from occworld_tokyo.sessions.reuse import (DATA_REVISION, SAMPLE_DISTRICT, check_reusable, other_sessions,
+                                           recorded_generator_settings)
 from occworld_tokyo.trajectories.curves import PlanningError
 from occworld_tokyo.trajectories.trajectory import Trajectory
+
+
+def _whole(value, flag: str, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise GenerationError(f"{flag} must be a whole number {lo}..{hi} (got {value!r})")
+
+
+def _number(value, flag: str, lo: float, hi: float, unit: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not lo <= value <= hi:
+        raise GenerationError(f"{flag} must be a number {lo:g}..{hi:g}{unit} (got {value!r})")
 
 
 @dataclass(frozen=True)
@@ -55,19 +68,26 @@ class GenerationSpec:
     region: str | None = None  # --region: mesh codes or a lat/lon box restricting the plan areas
 
     def __post_init__(self) -> None:
-        if self.frames < 1:
-            raise GenerationError(f"--frames must be >= 1 (got {self.frames})")
-        if self.sessions < 1:
-            raise GenerationError(f"--sessions must be >= 1 (got {self.sessions})")
+        # the same ranges as the flags (sessions/command.py), for library callers; NaN and bools fail every check
+        _whole(self.frames, "--frames", 1, 100_000)
+        _whole(self.sessions, "--sessions", 1, 10_000)
+        _whole(self.seed, "--seed", 0, 2 ** 63 - 1)
         if self.agent not in ("drone", "rover", "mixed"):
             raise GenerationError(f"--agent must be drone, rover or mixed (got {self.agent!r})")
-        if self.rate_hz <= 0:
-            raise GenerationError(f"--rate must be > 0 Hz (got {self.rate_hz})")
-        if self.region_size < 100:
-            raise GenerationError(f"--region-size must be at least 100 m (got {self.region_size})")
+        _number(self.rate_hz, "--rate", 0.1, 100.0, " Hz")
+        _number(self.region_size, "--region-size", MIN_REGION_SIZE, MAX_REGION_SIZE, " m")
+        if not (isinstance(self.shard, tuple) and len(self.shard) == 2):
+            raise GenerationError(f"--shard must be i/n (got {self.shard!r})")
         i, n = self.shard
-        if not (n >= 1 and 0 <= i < n):
-            raise GenerationError(f"--shard must be i/n with 0 <= i < n (got {i}/{n})")
+        _whole(n, "--shard's n", 1, 1_000_000)
+        _whole(i, "--shard's i", 0, n - 1)
+        if self.region is not None:
+            from occworld_tokyo.citymodel.meshcode import parse_region
+
+            try:
+                parse_region(self.region)
+            except ValueError as exc:
+                raise GenerationError(str(exc)) from None
         try:
             grid_named(self.grid)
         except ValueError as exc:
@@ -175,11 +195,14 @@ class _Worker:
         return self.caster, self.sensor_mesh
 
 
-def _work(ctx: _Context, jobs, results) -> None:
+def _work(ctx: _Context, jobs, results, parent_pid: int) -> None:
     """One generation process: its own _Worker (region world and ray caster, kept between its sessions) runs the
     sessions it takes from `jobs` until a None, and puts (job, result, None) on `results`, or (job, None,
     (exception, traceback text)) and stops at the first failure. ctx, jobs and results come as the process's
     arguments (inherited under fork, never pickled)."""
+    from occworld_tokyo.locks import die_with_parent
+
+    die_with_parent(parent_pid)  # a run killed with SIGKILL takes its workers with it (they hold its claim)
     worker = _Worker(ctx)
     for job in iter(jobs.get, None):
         try:
@@ -196,7 +219,8 @@ def _run_in_processes(ctx: _Context, todo: list, workers: int, ctx_mp, on_result
     jobs, results = ctx_mp.Queue(), ctx_mp.Queue()
     for job in todo:
         jobs.put(job)
-    procs = [ctx_mp.Process(target=_work, args=(ctx, jobs, results), daemon=True) for _ in range(workers)]
+    procs = [ctx_mp.Process(target=_work, args=(ctx, jobs, results, os.getpid()), daemon=True)
+             for _ in range(workers)]
     for _ in procs:
         jobs.put(None)
     for proc in procs:
@@ -333,7 +357,8 @@ def session_meta(ctx: _Context, index: int, name: str, traj: Trajectory, traffic
         "rate_hz": ctx.spec.rate_hz,
         "seed": ctx.spec.seed,
         "session_index": index,
-        "generator": {"name": "occworld_tokyo", "version": __version__, "revision": DATA_REVISION},
+        "generator": {"name": "occworld_tokyo", "version": __version__, "revision": DATA_REVISION,
+                      "settings": recorded_generator_settings(ctx.spec)},
         "city": city_meta,
         "frames": {
             "world": "city local frame: x east, y north, z up (metres above the source vertical datum)",
@@ -426,6 +451,40 @@ on the sample cities, ~0.23 MB occupancy + instances, ~0.36 MB with masks: docs/
 run before it writes when the disk lacks room."""
 
 
+REGION_BYTES_PER_KM2 = 1.6e9
+"""Voxel memory of a region world per km^2 (uint16 object ids, 150 m of headroom; docs/city_scale.md section 3)."""
+SESSION_BYTES = 0.7e9  # the rest of a worker's peak (sensors' scene, traffic, frames): measured 1.8-2.1 GB at 800 m
+
+
+def region_world_bytes(index, allowed: dict, region_size: float, grid: GridSpec) -> float:
+    """Upper estimate of one worker's peak memory: the largest region world any allowed place can give (the plan
+    area is cut to the place's data, so a small input never builds a big world), plus the session's own needs."""
+    from occworld_tokyo.world.region import crop_margin
+
+    margin = crop_margin(grid)
+    worst = 0.0
+    for place in index.places:
+        if place.id not in allowed:
+            continue
+        x0, y0, x1, y1 = place.bounds
+        wx = min(region_size + 2 * margin, x1 - x0 + 2 * margin + 2.0)
+        wy = min(region_size + 2 * margin, y1 - y0 + 2 * margin + 2.0)
+        worst = max(worst, wx * wy / 1e6)
+    return REGION_BYTES_PER_KM2 * worst + SESSION_BYTES
+
+
+def check_region_memory(index, allowed: dict, spec: GenerationSpec, workers: int, grid: GridSpec) -> None:
+    """Refuse, before any session starts, a --region-size / --workers whose region worlds cannot fit in memory
+    (a MemoryError or the OOM killer would otherwise stop the run after its work had begun)."""
+    from occworld_tokyo.memory import check_memory
+
+    per_worker = region_world_bytes(index, allowed, spec.region_size, grid)
+    check_memory(per_worker * workers + 0.2e9,
+                 f"--region-size {spec.region_size:g} with --workers {workers} ({per_worker / 1e9:.3g} GB per "
+                 "worker: region worlds of about 1.6 GB per km^2)",
+                 f"a smaller --region-size (default {DEFAULT_REGION_SIZE:g} m) or fewer --workers")
+
+
 def check_output_dir(output: Path) -> None:
     if output.exists() and not output.is_dir():
         raise GenerationError(f"--output {output} is a file; give a folder (it is created if missing)")
@@ -477,7 +536,8 @@ def generate_sessions(output: str | Path, inputs: list[str] | None = None, *, sp
     check_output_dir(output)
     created = not output.exists()
     try:
-        with claim_folder(output, "session generation"):
+        # the workers hold the claim with the run: while any of them lives, no other run can take the folder
+        with claim_folder(output, "session generation", children_hold=True):
             return _generate_claimed(output, inputs, spec, workers, strict, progress, mesh, world, cache_dir)
     finally:
         if created and output.is_dir() and not any(output.iterdir()):
@@ -531,6 +591,7 @@ def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSp
             ctx.allowed = region_filter_codes(ctx.index, spec.region)
         except ValueError as exc:
             raise GenerationError(str(exc)) from exc
+        check_region_memory(ctx.index, ctx.allowed, spec, workers if len(todo) > 1 else 1, grid)
     output.mkdir(parents=True, exist_ok=True)
     ctx_mp = mp.get_context("fork")
     ctx.progress = ctx_mp.Value("l", 0)

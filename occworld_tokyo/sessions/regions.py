@@ -28,6 +28,7 @@ from ..citymodel import crs as crs_mod
 from ..citymodel.index import CityIndex
 
 DEFAULT_REGION_SIZE = 800.0  # m: side of a session's plan area (a 0.93 x 0.93 km voxel world with the margin)
+MIN_REGION_SIZE, MAX_REGION_SIZE = 100.0, 20_000.0  # m: the range --region-size accepts (memory is checked too)
 
 
 @dataclass(frozen=True)

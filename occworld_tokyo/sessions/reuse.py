@@ -27,9 +27,37 @@ SAMPLE_DISTRICT = "<built-in sample district>"  # meta.json city.inputs when no 
 REUSE_FIX = "write to a new output folder, or delete those sessions to regenerate them"
 
 
+OUTPUT_FIELDS = {  # GenerationSpec field -> the meta.json keys that record it (compared on re-runs)
+    "frames": ("n_frames",),
+    "agent": ("agent_type",),
+    "seed": ("seed",),
+    "rate_hz": ("rate_hz",),
+    "sensors": ("sensors",),
+    "jpeg_quality": ("generator.settings.jpeg_quality",),
+    "density": ("traffic.density_per_km2.vehicles", "traffic.density_per_km2.pedestrians",
+                "traffic.density_per_km2.drones"),
+    "grid": ("grid.voxel_size", "grid.z_range"),
+    "region_size": ("generator.settings.region_size_m",),
+    "region": ("generator.settings.region",),
+}
+NOT_OUTPUT_FIELDS = {  # GenerationSpec fields that change no byte of a session, and why
+    "sessions": "a session's data depends on its index, never on how many sessions the run has",
+    "start_time": "it changes only the names, and a session under another name is never reused",
+    "shard": "shards split the sessions of one run; each session is the same whichever shard writes it",
+}
+RECORDED_BEFORE = {"generator.settings.jpeg_quality": 90}  # what sessions without the key were made with (the
+# only value the commands ever used); region settings were not recorded before: unknown, so those re-runs stop
+
+
+def recorded_generator_settings(spec: GenerationSpec) -> dict[str, object]:
+    """meta.json `generator.settings`: the settings that change the data and appear nowhere else in meta.json."""
+    return {"region_size_m": float(spec.region_size), "region": spec.region, "jpeg_quality": int(spec.jpeg_quality)}
+
+
 def requested_settings(spec: GenerationSpec, index: int, agent: str, inputs: list[str]) -> dict[str, object]:
     """What this run would record in session `index`'s meta.json, for the fields that decide its data."""
     d = spec.density
+    settings = recorded_generator_settings(spec)
     return {
         "agent_type": agent,
         "n_frames": spec.frames,
@@ -37,6 +65,9 @@ def requested_settings(spec: GenerationSpec, index: int, agent: str, inputs: lis
         "seed": spec.seed,
         "session_index": index,
         "generator.revision": DATA_REVISION,
+        "generator.settings.region_size_m": settings["region_size_m"],
+        "generator.settings.region": settings["region"],
+        "generator.settings.jpeg_quality": settings["jpeg_quality"],
         "sensors": spec.sensors,
         "traffic.density_per_km2.vehicles": d.vehicles_per_km2,
         "traffic.density_per_km2.pedestrians": d.pedestrians_per_km2,
@@ -49,11 +80,18 @@ def requested_settings(spec: GenerationSpec, index: int, agent: str, inputs: lis
 
 def recorded_settings(meta: dict) -> dict[str, object]:
     """The fields of `requested_settings` as an existing meta.json records them (None where missing; sessions
-    written before `DATA_REVISION` existed are revision 1)."""
+    written before `DATA_REVISION` existed are revision 1; RECORDED_BEFORE for keys added later)."""
     out = {k: get_dotted(meta, k) for k in ("agent_type", "n_frames", "rate_hz", "seed", "session_index",
                                "traffic.density_per_km2.vehicles", "traffic.density_per_km2.pedestrians",
                                "traffic.density_per_km2.drones", "city.inputs", "grid.voxel_size",
                                "grid.z_range")}
+    for key in ("generator.settings.region_size_m", "generator.settings.region", "generator.settings.jpeg_quality"):
+        settings = get_dotted(meta, "generator.settings")
+        name = key.rsplit(".", 1)[1]
+        if isinstance(settings, dict) and name in settings:
+            out[key] = settings[name]
+        else:
+            out[key] = RECORDED_BEFORE.get(key, "(not recorded)")
     out["generator.revision"] = get_dotted(meta, "generator.revision", 1)
     out["sensors"] = get_dotted(meta, "sensors") is not None
     return out
