@@ -17,11 +17,13 @@ COMMANDS = {
     "export": ("occworld_tokyo.export.command", "sessions -> Occ3D/OccWorld or UniOcc layout (--format occ3d|uniocc)"),
     "view": ("occworld_tokyo.viewer.command", "a session or forecast in the rerun viewer (.rrd; pip install .[viz])"),
     "demo": ("occworld_tokyo.reports.demo", "the main job: sample city -> sessions -> training -> evaluation -> report"),
+    "benchmark-forecast": ("occworld_tokyo.reports.benchmark",
+                           "area-split forecast benchmark: train / val / test areas, seeds, results.json"),
 }
 
 
 def usage() -> str:
-    rows = "\n".join(f"  {name:<12} {help_}" for name, (_, help_) in COMMANDS.items())
+    rows = "\n".join(f"  {name:<19} {help_}" for name, (_, help_) in COMMANDS.items())
     return f"usage: occworld-tokyo <command> [options]\n\ncommands:\n{rows}\n\n'occworld-tokyo <command> --help' for options"
 
 

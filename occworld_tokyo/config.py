@@ -173,8 +173,17 @@ def _model_base_keys(base_file: Path = MODEL_BASE_FILE) -> set[str]:
     return set(model) if isinstance(model, dict) else set()
 
 
+# keys that left the model for the evaluation (hand-made steps are named methods, not the model's output)
+MOVED_KEYS = {"model.unseen_class_logit": "evaluation.unseen_class_logit",
+              "model.plan.voxel_copy": "evaluation.voxel_copy", "model.plan.fill_copy": "evaluation.fill_copy"}
+
+
 def validate_config(cfg: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """Refuse unknown or misspelled keys and impossible values, naming the key; returns cfg unchanged."""
+    for old, new in MOVED_KEYS.items():
+        if get_dotted(cfg, old, default=_MISSING) is not _MISSING:
+            raise ConfigError(f"{source}: {old} is a hand-made step of the evaluation now, not part of the model: "
+                              f"set {new} instead (docs/metrics.md, 'Hand-made methods')")
     for key, value in cfg.items():
         if key not in KNOWN_KEYS:
             hint = _closest(key, KNOWN_KEYS)

@@ -96,6 +96,8 @@ SETTINGS: tuple[Setting, ...] = (
     S("data.time_split_gap", "int", None, lo=0, hi=100_000, optional=True,
       doc="single-session data: frames between train and val (None: one window)"),
     S("data.pin_memory", "bool", None, optional=True, doc="None: on CUDA only"),
+    S("data.val_root", "str", None, optional=True,
+      doc="folder of sessions validated on whole; data_root then trains whole (None: split data_root by session)"),
     S("data.agent_types", "list", None, optional=True, doc="train on these agent types only (None: all)"),
     S("data.prefetch_factor", "int", 2, lo=1, hi=64, doc="batches each worker loads ahead"),
     # model: the guide's keys; the rest of the section is the model builder's
@@ -136,6 +138,13 @@ SETTINGS: tuple[Setting, ...] = (
     S("evaluation.visibility", "choice", "camera", choices=(None, "camera", "lidar"), optional=True,
       doc="mask_<visibility> of the data: metrics also over the voxels it marks visible (None: all voxels only)"),
     S("evaluation.agent_box", "list", None, optional=True, doc="ego box for collisions (m; None: metrics default)"),
+    # hand-made methods scored beside the model (evaluation/hand_made.py), never part of the model's own row
+    S("evaluation.voxel_copy", "float", None, lo=0.0, optional=True,
+      doc="method world_model_plan+voxel_copy: logit for the ego-warped last frame's class where it reaches"),
+    S("evaluation.fill_copy", "float", None, lo=0.0, optional=True,
+      doc="with voxel_copy: logit for the last frame's class at the same ego-grid place where the warp does not reach"),
+    S("evaluation.unseen_class_logit", "float", None, lo=0.0, optional=True,
+      doc="hand-made methods: logit taken from every class no history voxel shows (world_model+unseen_prior too)"),
     S("checkpoint_config.interval_iters", "int", 0, lo=0, doc="> 0: latest.pth every N iterations"),
     S("log_config.interval", "int", 10, lo=1, hi=1_000_000, doc="log line every N iterations"),
     # run

@@ -51,7 +51,8 @@ def _batch(seed: int) -> dict[str, torch.Tensor]:
     ego[..., 0] = np.arange(T)
     ego[..., 4] = 1.0
     return {"occ": torch.from_numpy(occ), "instances": torch.from_numpy(inst), "visible": torch.from_numpy(visible),
-            "poses": torch.from_numpy(poses), "ego": torch.from_numpy(ego)}
+            "poses": torch.from_numpy(poses), "ego": torch.from_numpy(ego),
+            "index": torch.tensor([[seed, b] for b in range(B)], dtype=torch.int64)}
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ from occworld_tokyo.evaluation.baselines import ego_warp
 from occworld_tokyo.grid import EgoFrame, GridSpec
 from occworld_tokyo.model import build_model
 from occworld_tokyo.model.build import tiny_model_config
-from occworld_tokyo.evaluation.baselines import ground_levels
-from occworld_tokyo.model.plan import motion_features, pose_yaw, shift_levels, warp_tokens, warp_voxels
+from occworld_tokyo.model.plan import motion_features, pose_yaw, warp_tokens
 
 PCR = [-12.8, -12.8, -2.0, 12.8, 12.8, 8.0]
 
@@ -170,124 +169,10 @@ def test_border_fill_continues_the_scene_into_cells_entering_the_view():
         _plan_model(outside="mirror")
 
 
-def _baseline_along(occ_last: np.ndarray, plan: torch.Tensor, grid: GridSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The ego-warp baseline of one (X, Y, Z) grid observed at the current frame along plan (n, 13)."""
-    frames = [EgoFrame(float(p[0]), float(p[1]), float(pose_yaw(p)), 0.0) for p in plan]
-    return ego_warp(occ_last, EgoFrame(0.0, 0.0, 0.0, 0.0), frames, grid, return_valid=True)
-
-
-TEST_GRID = GridSpec(x_range=(-12.8, 12.8), y_range=(-12.8, 12.8), z_range=(-2.0, 8.0), voxel_size=(0.8, 0.8, 1.25))
-
-
-def test_voxel_warp_agrees_with_the_ego_warp_baseline_and_marks_what_it_cannot_see():
-    rng = np.random.default_rng(2)
-    occ = rng.integers(0, 14, size=TEST_GRID.shape).astype(np.int64)
-    plan = torch.stack([_pose(3.2, -1.6, 0.4), _pose(-30.0, 0.0, 0.0)])
-    expected, valid = _baseline_along(occ, plan, TEST_GRID)
-    warped = warp_voxels(torch.from_numpy(occ)[None].repeat(2, 1, 1, 1), torch.zeros(2, 13), plan,
-                         (-12.8, 12.8, -12.8, 12.8)).numpy()
-    assert ((warped >= 0) == valid).mean() > 0.995          # -1 exactly where the baseline has no source voxel
-    both = valid & (warped >= 0)
-    assert (warped[both] == expected[both]).mean() > 0.995  # cell centres on a border may round either way
-    assert not (warped[1] >= 0).any()                       # 30 m back, beyond the 25.6 m box: nothing to carry
-
-
-def test_voxel_copy_carries_the_observed_voxels_along_the_plan_and_leaves_the_rest_to_the_model():
-    """With a dominant voxel_copy the plan-conditioned forecast is the last observed frame warped along the plan
-    wherever that frame reaches, and the model's own decoding where it does not; unconditioned rollouts and the
-    code forecast are untouched."""
-    plain, copying = _plan_model(), _plan_model(voxel_copy=1e4)
-    occ, poses = _history()
-    plan = torch.stack([_pose(x=3.2), _pose(x=6.4, y=1.6, yaw=0.3)])[None]
-    a, b = plain.rollout(occ, poses, 2, plan=plan), copying.rollout(occ, poses, 2, plan=plan)
-    assert torch.equal(a["codes"], b["codes"])              # a decoding prior: the transformer is not changed
-    expected, valid = _baseline_along(occ[0, -1].numpy(), plan[0], TEST_GRID)
-    got = b["occ"][0].numpy()
-    assert (got[valid] == expected[valid]).mean() > 0.995
-    assert (~valid).any()
-    assert np.array_equal(got[~valid], a["occ"][0].numpy()[~valid])  # cells entering the view: the model's forecast
-    assert (a["occ"][0].numpy()[valid] != expected[valid]).mean() > 0.5  # (the untrained model alone is not the copy)
-    turn = torch.stack([_pose(x=1.0, y=1.5, yaw=0.8), _pose(x=1.0, y=3.0, yaw=1.6)])[None]
-    assert not torch.equal(copying.rollout(occ, poses, 2, plan=turn)["occ"], b["occ"])  # follows the plan
-    assert torch.equal(plain.rollout(occ, poses, 2)["occ"], copying.rollout(occ, poses, 2)["occ"])  # no plan: no copy
-    for bad in (-1.0, float("nan")):
-        with pytest.raises(ValueError, match="voxel_copy"):
-            _plan_model(voxel_copy=bad)
-
-
-def test_fill_copy_leans_the_uncovered_voxels_toward_the_last_frame_in_the_ego_grid():
-    """fill_copy acts only where the voxel copy cannot reach: a dominant one puts the last frame's own class (same
-    ego-grid voxel) there and leaves the carried voxels as they were."""
-    copying, filling = _plan_model(voxel_copy=1e4), _plan_model(voxel_copy=1e4, fill_copy=1e4)
-    occ, poses = _history()
-    plan = torch.stack([_pose(x=3.2), _pose(x=6.4, y=1.6, yaw=0.3)])[None]
-    a, b = copying.rollout(occ, poses, 2, plan=plan)["occ"][0], filling.rollout(occ, poses, 2, plan=plan)["occ"][0]
-    _, valid = _baseline_along(occ[0, -1].numpy(), plan[0], TEST_GRID)
-    valid = torch.from_numpy(valid)
-    assert torch.equal(a[valid], b[valid])
-    last = occ[0, -1][None].expand_as(b)
-    assert torch.equal(b[~valid], last[~valid]) and not torch.equal(a[~valid], last[~valid])
-    with pytest.raises(ValueError, match="fill_copy needs voxel_copy"):
-        _plan_model(fill_copy=2.0)
-    with pytest.raises(ValueError, match="fill_copy"):
-        _plan_model(voxel_copy=1.0, fill_copy=-1.0)
-
-
-def test_unseen_class_prior_keeps_the_forecast_to_the_classes_the_history_shows():
-    torch.manual_seed(0)
-    cfg = tiny_model_config(grid_size=(32, 32, 8))
-    plain = build_model(cfg).eval()
-    strict = build_model({**cfg, "unseen_class_logit": 1e4}).eval()
-    off = build_model({**cfg, "unseen_class_logit": 0.0}).eval()
-    strict.load_state_dict(plain.state_dict())
-    off.load_state_dict(plain.state_dict())
-    g = torch.Generator().manual_seed(4)
-    shown = torch.tensor([0, 5, 9])
-    occ = shown[torch.randint(0, 3, (2, 2, 32, 32, 8), generator=g)]
-    occ[1, :, :4] = 12                                      # the second window also shows class 12
-    _, poses = _history(b=2)
-    free = plain.rollout(occ, poses, 2)["occ"]
-    assert not set(free.unique().tolist()) <= {0, 5, 9, 12}  # the untrained model invents classes
-    limited = strict.rollout(occ, poses, 2)["occ"]
-    assert set(limited[0].unique().tolist()) <= {0, 5, 9}
-    assert set(limited[1].unique().tolist()) <= {0, 5, 9, 12}
-    assert torch.equal(off.rollout(occ, poses, 2)["occ"], free)   # a zero logit changes nothing
-    with pytest.raises(ValueError, match="unseen_class_logit"):
-        build_model({**cfg, "unseen_class_logit": -2.0})
-
-
-def test_voxel_copy_follows_the_ground_levels_of_the_planned_frames():
-    """A pose does not say where its grid's ground is; with plan_levels the copy shifts levels exactly as the
-    ego-warp baseline does for the same ground change."""
-    rng = np.random.default_rng(6)
-    occ = rng.integers(0, 14, size=TEST_GRID.shape).astype(np.int64)
-    plan = torch.stack([_pose(1.6, 0.8, 0.2), _pose(3.2, 0.8, 0.2)])
-    grounds = [1.25, -2.5]                                  # one level up, then two down
-    frames = [EgoFrame(float(p[0]), float(p[1]), float(pose_yaw(p)), g) for p, g in zip(plan, grounds)]
-    expected, valid = ego_warp(occ, EgoFrame(0.0, 0.0, 0.0, 0.0), frames, TEST_GRID, return_valid=True)
-    ego = np.array([[[0, 0, 0, 0.0, 0]] + [[0, 0, 0, g, 0] for g in grounds]])
-    levels = ground_levels(ego, 1, TEST_GRID)
-    assert levels.tolist() == [[1, -2]]
-    warped = warp_voxels(torch.from_numpy(occ)[None].repeat(2, 1, 1, 1), torch.zeros(2, 13), plan,
-                         (-12.8, 12.8, -12.8, 12.8), levels[0]).numpy()
-    assert ((warped >= 0) == valid).mean() > 0.995
-    both = valid & (warped >= 0)
-    assert (warped[both] == expected[both]).mean() > 0.995
-    assert (warped[0, :, :, -1] == -1).all() and (warped[1, :, :, :2] == -1).all()   # levels with no source
-    assert torch.equal(shift_levels(torch.from_numpy(occ)[None], torch.tensor([0]))[0], torch.from_numpy(occ))
-    assert ground_levels(np.array([[[0, 0, 0, 0.0, 0], [0, 0, 0, 0.6, 0]]]), 1, TEST_GRID) is None  # not whole
-
-
-def test_plan_levels_need_a_plan_and_one_level_per_frame():
-    model = _plan_model(voxel_copy=1e4)
-    occ, poses = _history()
-    plan = torch.stack([_pose(x=3.2), _pose(x=6.4)])[None]
-    with pytest.raises(ValueError, match="plan_levels"):
-        model.rollout(occ, poses, 2, plan=plan, plan_levels=torch.zeros(1, 1, dtype=torch.long))
-    with pytest.raises(ValueError, match="needs plan"):
-        model.rollout(occ, poses, 2, plan_levels=torch.zeros(1, 2, dtype=torch.long))
-    flat = model.rollout(occ, poses, 2, plan=plan)["occ"]
-    assert torch.equal(model.rollout(occ, poses, 2, plan=plan, plan_levels=torch.zeros(1, 2, dtype=torch.long))["occ"],
-                       flat)
-    up = model.rollout(occ, poses, 2, plan=plan, plan_levels=torch.ones(1, 2, dtype=torch.long))["occ"]
-    assert not torch.equal(up, flat)
+def test_hand_made_keys_are_refused_in_the_model_with_where_they_went():
+    """voxel_copy / fill_copy / unseen_class_logit are evaluation methods now, not model settings."""
+    for key in ("voxel_copy", "fill_copy"):
+        with pytest.raises(ValueError, match=f"evaluation.{key}"):
+            _plan_model(**{key: 1.0})
+    with pytest.raises(ValueError, match="evaluation.unseen_class_logit"):
+        build_model({**tiny_model_config(grid_size=(32, 32, 8)), "unseen_class_logit": 8.0})

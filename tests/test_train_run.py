@@ -92,7 +92,8 @@ def test_stage2_trains_and_reports_baselines(tokenizer_run: Path, data_root: Pat
     assert "trained tokenizer loaded" in proc.stderr
     m = json.loads((tokenizer_run / "metrics" / "epoch_1.json").read_text())
     # config/tiny_finetune.py (inherited) is plan-conditioned: both modes are scored
-    assert set(m["forecast"]) == {"world_model", "world_model_plan", "copy_last", "ego_warp", "ego_warp_fill"}
+    assert set(m["forecast"]) == {"world_model", "world_model_plan", "copy_last", "ego_warp", "ego_warp_fill",
+                                  "world_model_plan+voxel_copy", "world_model+unseen_prior"}  # + the hand-made
     assert m["forecast"]["copy_last"]["iou"][0] is not None and "vpq" in m and "planning" in m
     assert "frame codes cached" in proc.stderr  # the frozen tokenizer encoded each training frame once
     assert set(m["planning"]) == {"world_model", "constant_velocity", "stationary"}

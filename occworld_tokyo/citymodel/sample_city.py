@@ -518,7 +518,8 @@ def _write_doc(out_dir: Path, ftype: str, code: str, w: _Writer, members: list[s
     return path
 
 
-def write_sample_city(out_dir: Path, *, size_km: int, seed: int = 0, progress: bool = True) -> list[Path]:
+def write_sample_city(out_dir: Path, *, size_km: int, seed: int = 0, progress: bool = True,
+                      tiles: list[str] | None = None) -> list[Path]:
     """The sample district's street grid over size_km x size_km level-3 mesh squares (about 1.14 x 0.93 km
     each at this latitude), written as PLATEAU names them: udx/<type>/<mesh8>_<type>_6697_op.gml per square for
     bldg, tran, brid, veg, wtr and udx/dem/<mesh6>_dem_6697_op.gml per level-2 square.
@@ -526,6 +527,10 @@ def write_sample_city(out_dir: Path, *, size_km: int, seed: int = 0, progress: b
     Every feature goes to the square holding its centre (a block's, a street segment's, a tree's, a terrain
     triangle's centroid). Buildings of square k draw from PCG64 seeded (seed, k); each square has its own
     towers, the square at the centre the 200 m landmark. Same seed and size, byte-identical files.
+
+    `tiles` (a subset of `city_tiles(size_km)`): write only these squares, and the terrain only under them: the
+    same features those squares have in the whole city, and nothing of the others (an area split: no geometry of
+    another split's squares is in the files).
     """
     from tqdm import tqdm
 
@@ -535,6 +540,10 @@ def write_sample_city(out_dir: Path, *, size_km: int, seed: int = 0, progress: b
         raise ValueError(f"--size-km must be a whole number of 1 km mesh squares, 1..{MAX_CITY_KM} (got {size_km})")
     out_dir = Path(out_dir)
     codes = city_tiles(size_km)
+    chosen = set(codes) if tiles is None else {str(t) for t in tiles}
+    if not chosen <= set(codes) or not chosen:
+        raise ValueError(f"tiles {sorted(chosen - set(codes))[:4] or '(none)'} are not squares of the {size_km} x "
+                         f"{size_km} km sample city (its squares: city_tiles({size_km}))")
     b = np.array([mesh_bounds(c) for c in codes])
     lat0 = float(np.round((b[:, 0].min() + b[:, 2].max()) / 2, 7))
     lon0 = float(np.round((b[:, 1].min() + b[:, 3].max()) / 2, 7))
@@ -555,6 +564,8 @@ def write_sample_city(out_dir: Path, *, size_km: int, seed: int = 0, progress: b
     park_code = code_at((plan.park[0] + plan.park[2]) / 2, (plan.park[1] + plan.park[3]) / 2)
     written: list[Path] = []
     for k, code in enumerate(tqdm(codes, desc="sample city", unit="tile", disable=not progress, leave=False)):
+        if code not in chosen:
+            continue  # k still counts it: every square draws from the stream it has in the whole city
         icode = int(code)
         sub = replace(plan, keep=lambda x, y, icode=icode: code_at(x, y) == icode, landmark=code == centre_code,
                       with_bridge=bridge_code == icode, park=plan.park if park_code == icode else None)
@@ -566,9 +577,9 @@ def write_sample_city(out_dir: Path, *, size_km: int, seed: int = 0, progress: b
             path = _write_doc(out_dir, ftype, code, w, make(w))
             if path is not None:
                 written.append(path)
-    for code6 in sorted({c[:6] for c in codes}):
+    for code6 in sorted({c[:6] for c in chosen}):
         w = _Writer(lat0, lon0)
-        inside = {int(c) for c in codes if c.startswith(code6)}
+        inside = {int(c) for c in chosen if c.startswith(code6)}
         members = _dem_members(plan, w, keep=lambda x, y, inside=inside: code_at(x, y) in inside)
         path = _write_doc(out_dir, "dem", code6, w, members)
         if path is not None:

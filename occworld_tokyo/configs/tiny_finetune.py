@@ -13,13 +13,14 @@ model = dict(
     pose_encoder=dict(in_channels=13, hidden_channels=32, out_channels=16, num_layers=2),
     pose_decoder=dict(hidden_channels=32, out_channels=13, num_layers=2, num_modes=1),
     # forecasts along a planned path, starting from the plan-warped codes; 25 % of the training windows without a
-    # plan, so the same model also forecasts unconditioned (docs/model.md, "Plan conditioning"). voxel_copy: the
-    # last observed frame's voxels carried along the plan wherever it reaches (1000: beyond any decoder logit), the
-    # model's forecast elsewhere, leaning (fill_copy) toward what the last frame shows at the same ego-grid place.
-    plan=dict(enabled=True, dropout=0.25, copy_logit=10.0, voxel_copy=1000.0, fill_copy=2.0),
-    # the rollout does not invent classes the history frames do not show unless its decoder is very sure
-    unseen_class_logit=8.0,
+    # plan, so the same model also forecasts unconditioned (docs/model.md, "Plan conditioning").
+    plan=dict(enabled=True, dropout=0.25, copy_logit=10.0),
 )
 optimizer = dict(lr=1e-3)
-evaluation = dict(max_samples=32)
+# Hand-made methods scored beside the model (docs/metrics.md, "Hand-made methods"), never the model's row:
+# world_model_plan+voxel_copy = the plan-mode forecast with the ego-warped last frame wherever it reaches (1000: beyond
+# any decoder logit), leaning (fill_copy) toward the last frame's class at the same ego-grid place elsewhere, no
+# class the history does not show unless the decoder is very sure (unseen_class_logit); world_model+unseen_prior =
+# the unconditioned forecast with that last prior only.
+evaluation = dict(max_samples=32, voxel_copy=1000.0, fill_copy=2.0, unseen_class_logit=8.0)
 work_dir = 'checkpoints/tiny'

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Sampler
 
 from occworld_tokyo.dataset.grid_select import GridSelection, select_grid
 from occworld_tokyo.dataset.sessions import DataError, SessionInfo, find_sessions
-from occworld_tokyo.dataset.windows import OccWindowDataset, Split, split_sessions
+from occworld_tokyo.dataset.windows import OccWindowDataset, SessionPart, Split, split_sessions
 
 
 class ResumableSampler(Sampler[int]):
@@ -69,14 +69,31 @@ class DataBundle:
     notes: list[str]
 
 
+def given_split(train: list[SessionInfo], val: list[SessionInfo], train_root, val_root) -> Split:
+    """`data.val_root`: every session of data_root trains, every session of val_root validates (a split made
+    outside, e.g. by area: occworld-tokyo benchmark-forecast). A session in both folders (the same folder, or a
+    link) is refused."""
+    same = {s.path.resolve() for s in train} & {s.path.resolve() for s in val}
+    if same:
+        raise DataError(f"data.val_root {val_root} and data_root {train_root} share {len(same)} session(s) "
+                        f"({sorted(p.name for p in same)[:3]}); give two folders with different sessions")
+    note = f"split given: {len(train)} train sessions in {train_root}, {len(val)} val sessions in {val_root}"
+    return Split([SessionPart(s, 0, s.n_frames) for s in train], [SessionPart(s, 0, s.n_frames) for s in val], note)
+
+
 def build_datasets(cfg: dict, with_instances_val: bool = True) -> DataBundle:
     """Sessions -> split -> train and val window datasets, as the (resolved: config.with_defaults) config says."""
     data = cfg["data"]
     sessions = find_sessions(cfg["data_root"], data["agent_types"])
     hist, fut = int(cfg["history_frames"]), int(cfg["future_frames"])
     window = hist + fut
-    split = split_sessions(sessions, float(data["val_fraction"]), int(data["split_seed"]), window,
-                           data["time_split_gap"])
+    if data["val_root"]:
+        split = given_split(sessions, find_sessions(data["val_root"], data["agent_types"]), cfg["data_root"],
+                            data["val_root"])
+        sessions = sessions + [p.session for p in split.val]
+    else:
+        split = split_sessions(sessions, float(data["val_fraction"]), int(data["split_seed"]), window,
+                               data["time_split_gap"])
     grids = {s.grid for s in sessions}
     if len(grids) > 1:
         by_shape = sorted({f"{s.grid.shape}: {s.name}" for s in sessions})

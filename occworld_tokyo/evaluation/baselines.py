@@ -72,18 +72,6 @@ def level_shift(src: EgoFrame, dst: EgoFrame, grid: GridSpec = DEFAULT_GRID) -> 
     return shift
 
 
-def ground_levels(ego: Any, history: int, grid: GridSpec = DEFAULT_GRID) -> Any:
-    """(B, T, 5) ego rows of windows (x, y, yaw, ground_z, agent z; numpy or CPU torch) -> (B, T - history) int64
-    torch tensor: the `level_shift` from the current (last history) frame to each future frame. None when a
-    change is not a whole number of levels (a z-pooled grid)."""
-    ground = np.asarray(ego, dtype=np.float64)[..., 3]
-    try:
-        return torch.tensor([[level_shift(EgoFrame(0.0, 0.0, 0.0, row[history - 1]), EgoFrame(0.0, 0.0, 0.0, g), grid)
-                              for g in row[history:]] for row in ground], dtype=torch.long)
-    except ValueError:
-        return None
-
-
 def warp_frame(occ: np.ndarray, src: EgoFrame, dst: EgoFrame, grid: GridSpec = DEFAULT_GRID,
                fill_value: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Re-sample one (X, Y, Z) grid observed in `src` into `dst`'s ego grid; returns (grid, valid mask)."""

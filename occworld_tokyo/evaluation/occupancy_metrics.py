@@ -5,8 +5,11 @@ prediction) is accumulated over the whole dataset; the metrics come from the sum
 per-sample averages:
 
 - per-class IoU_c = TP_c / (TP_c + FP_c + FN_c);
-- mIoU = mean of IoU_c over the non-free classes whose union is non-empty at that step (a class absent from
-  both ground truth and prediction has no IoU and is left out of the mean, reported as None);
+- mIoU (`miou`, Occ3D's rule) = mean of IoU_c over the non-free classes whose union is non-empty at that step (a
+  class absent from both ground truth and prediction has no IoU and is left out of the mean, reported as None; a
+  class only the prediction has scores 0);
+- mIoU under the released OccWorld's rule (`miou_occworld`, its `MeanIoU` in utils/metric_util.py): mean over
+  EVERY non-free class, a class absent from the ground truth counting IoU 1 whatever is predicted;
 - IoU (binary) = IoU of "occupied" (any label != free) vs free.
 
 Step indexing: 0-based step i is the frame (i + 1) / rate_hz seconds after the current frame. At 2 Hz
@@ -159,12 +162,21 @@ def binary_iou_from_confusion(cm: np.ndarray, free_index: int) -> float | None:
     return float(tp / denom) if denom > 0 else None
 
 
-def miou_from_confusion(cm: np.ndarray, free_index: int) -> float | None:
-    """Mean IoU over the non-free classes that occur (union > 0); None when none occurs."""
-    ious = iou_from_confusion(cm)
-    ious = np.delete(ious, free_index)
+def miou_from_confusion(cm: np.ndarray, free_index: int, rule: str = "occ3d") -> float | None:
+    """Mean IoU over the non-free classes. rule 'occ3d': over the classes that occur (union > 0), None when none
+    occurs; rule 'occworld' (the released OccWorld's MeanIoU): over every non-free class, a class absent from the
+    ground truth counting 1."""
+    ious = np.delete(iou_from_confusion(cm), free_index)
+    if rule == "occworld":
+        in_gt = np.delete(cm.sum(1), free_index) > 0
+        return float(np.where(in_gt, np.nan_to_num(ious), 1.0).mean()) if ious.size else None
+    if rule != "occ3d":
+        raise ValueError(f"mIoU rule must be 'occ3d' or 'occworld' (got {rule!r})")
     ious = ious[~np.isnan(ious)]
     return float(ious.mean()) if ious.size else None
+
+
+MIOU_RULES: tuple[str, ...] = ("occ3d", "occworld")
 
 
 class OccupancyMetrics:
@@ -222,6 +234,7 @@ class OccupancyMetrics:
             "steps_s": [(t + 1) / self.rate_hz for t in steps],
             "samples_per_step": [int(self.samples_per_step[t]) for t in steps],
             "miou": [miou_from_confusion(self.confusion[t], self.free_index) for t in steps],
+            "miou_occworld": [miou_from_confusion(self.confusion[t], self.free_index, "occworld") for t in steps],
             "iou": [binary_iou_from_confusion(self.confusion[t], self.free_index) for t in steps],
         }
         per_class = {name: [] for i, name in enumerate(self.class_names) if i != self.free_index}
@@ -241,7 +254,7 @@ class OccupancyMetrics:
 
 
 def _seconds_summary(out: dict, steps: list[int], rate_hz: float, n_steps: int) -> dict:
-    """`miou_1s`, `iou_1s`, ... for the 1/2/3 s steps that exist, and their means as `*_avg`."""
+    """`miou_1s`, `miou_occworld_1s`, `iou_1s`, ... for the 1/2/3 s steps that exist, and their means as `*_avg`."""
     summary: dict[str, Any] = {}
     used: list[float] = []
     for sec in REPORT_SECONDS:
@@ -252,11 +265,11 @@ def _seconds_summary(out: dict, steps: list[int], rate_hz: float, n_steps: int) 
         if t in steps:
             pos = steps.index(t)
             tag = f"{sec:g}s"
-            summary[f"miou_{tag}"] = out["miou"][pos]
-            summary[f"iou_{tag}"] = out["iou"][pos]
+            for key in ("miou", "miou_occworld", "iou"):
+                summary[f"{key}_{tag}"] = out[key][pos]
             used.append(sec)
     if used:
-        for key in ("miou", "iou"):
+        for key in ("miou", "miou_occworld", "iou"):
             vals = [summary[f"{key}_{s:g}s"] for s in used]
             vals = [v for v in vals if v is not None]
             summary[f"{key}_avg"] = float(np.mean(vals)) if vals else None
@@ -287,6 +300,7 @@ class ReconstructionMetrics(OccupancyMetrics):
             return {"miou": None, "iou": None, "per_class_iou": {}, "samples": 0}
         return {
             "miou": full["miou"][0],
+            "miou_occworld": full["miou_occworld"][0],
             "iou": full["iou"][0],
             "per_class_iou": {k: v[0] for k, v in full["per_class_iou"].items()},
             # how many voxels of each class there were and were predicted: an IoU of 0 on 16 voxels means little

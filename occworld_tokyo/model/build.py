@@ -26,6 +26,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from .gate import VoxelGate
 from .plan import PlanConditioning
 from .pose import PoseDecoder, PoseEncoder
 from .transformer import PlanUAutoRegTransformer
@@ -33,8 +34,7 @@ from .vae import VAERes2D
 from .world_model import TransVQVAE
 
 _WORLD_KEYS = {"type", "history_frames", "future_frames", "pose_mode", "pose_loss_weight", "freeze_vae",
-               "freeze_transformer", "freeze_pose", "vae", "transformer", "pose_encoder", "pose_decoder", "plan",
-               "unseen_class_logit"}
+               "freeze_transformer", "freeze_pose", "vae", "transformer", "pose_encoder", "pose_decoder", "plan"}
 
 
 def _strip_type(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +57,10 @@ def build_model(model_cfg: dict[str, Any]) -> nn.Module:
         return build_vae(cfg["vae"] if "vae" in cfg else cfg)
     if kind != "TransVQVAE":
         raise ValueError(f"unknown model type {kind!r} (expected 'TransVQVAE' or 'VAERes2D')")
+    if "unseen_class_logit" in cfg:
+        raise ValueError("model.unseen_class_logit is not part of the model any more: it is a hand-made step of the "
+                         "evaluation; move it to evaluation.unseen_class_logit (docs/metrics.md, "
+                         "'Hand-made methods')")
     unknown = set(cfg) - _WORLD_KEYS
     if unknown:
         raise ValueError(f"model config: unknown keys {sorted(unknown)}; known: {sorted(_WORLD_KEYS)}")
@@ -73,17 +77,17 @@ def build_model(model_cfg: dict[str, Any]) -> nn.Module:
     d_cfg = _strip_type(cfg["pose_decoder"])
     d_cfg.setdefault("in_channels", transformer.embed_dim)
     pose_decoder = PoseDecoder(**d_cfg)
-    plan = build_plan(cfg.get("plan"), transformer.embed_dim)
+    plan = build_plan(cfg.get("plan"), transformer.embed_dim, vae.num_classes)
     return TransVQVAE(vae, transformer, pose_encoder, pose_decoder,
                       history_frames=cfg["history_frames"], future_frames=cfg["future_frames"],
                       pose_mode=cfg.get("pose_mode", "state"), pose_loss_weight=cfg.get("pose_loss_weight", 0.1),
                       freeze_vae=cfg.get("freeze_vae", True), freeze_transformer=cfg.get("freeze_transformer", False),
-                      freeze_pose=cfg.get("freeze_pose", False), plan=plan,
-                      unseen_class_logit=cfg.get("unseen_class_logit"))
+                      freeze_pose=cfg.get("freeze_pose", False), plan=plan)
 
 
-def build_plan(plan_cfg: dict[str, Any] | None, embed_dim: int) -> PlanConditioning | None:
-    """model.plan -> PlanConditioning, or None when absent or enabled=False (OccWorld)."""
+def build_plan(plan_cfg: dict[str, Any] | None, embed_dim: int, num_classes: int = 14) -> PlanConditioning | None:
+    """model.plan -> PlanConditioning, or None when absent or enabled=False (OccWorld); `plan.gate` (a dict, None:
+    off) -> its VoxelGate over num_classes."""
     if not plan_cfg:
         return None
     plan_cfg = dict(plan_cfg)
@@ -92,7 +96,11 @@ def build_plan(plan_cfg: dict[str, Any] | None, embed_dim: int) -> PlanCondition
     if "point_cloud_range" not in plan_cfg:
         raise ValueError("model.plan needs point_cloud_range (the token map's extent in metres; a config's top-level "
                          "point_cloud_range is copied there)")
-    return PlanConditioning(embed_dim, **plan_cfg)
+    gate = plan_cfg.pop("gate", None)
+    plan = PlanConditioning(embed_dim, **plan_cfg)
+    if gate:
+        plan.gate = VoxelGate(num_classes, **gate)
+    return plan
 
 
 def tiny_model_config(grid_size: tuple[int, int, int] = (32, 32, 8), num_classes: int = 14, free_index: int = 0,

@@ -19,10 +19,8 @@ Frames and units: poses are the 13-d vectors of `dataset/poses.py` (metres, quat
 frame, m/s, rad/s, all relative to the current frame); the token map spans the config's `point_cloud_range` x/y
 (metres, ego frame: x forward = token rows, y left = token columns).
 
-`voxel_copy` (rollout only): the decoded forecast along a plan keeps the last observed frame's voxels, moved by the
-plan (`warp_voxels`), wherever they reach and the decoder is not surer of something else; the model's forecast fills
-the rest (the static half of DFIT-OccWorld's static / dynamic decoupling); `fill_copy` leans those other voxels
-toward what the last frame shows at the same place of the ego grid.
+Hand-made steps on the decoded forecast (carrying the last observed frame's voxels along the plan, the unseen-class
+prior) are not part of the model: they are named methods of the evaluation (`evaluation/hand_made.py`).
 
 `dropout` (training only): that share of the training windows is run without the plan (queries = tokens, exactly
 OccWorld), so one trained model forecasts in both modes: with a plan (`rollout(..., plan=...)`) and without one
@@ -89,29 +87,6 @@ def _nearest(maps: Tensor, grid: Tensor, outside: str) -> Tensor:
     return F.grid_sample(maps, grid.to(maps.dtype), mode="nearest", padding_mode=outside, align_corners=False)
 
 
-def shift_levels(occ: Tensor, levels: Tensor | None) -> Tensor:
-    """Label grids (N, X, Y, Z) seen from a grid whose ground is `levels` (N,) whole levels higher: level k of
-    the result is level k + levels of occ, -1 beyond occ's levels (as the ego-warp baseline's level shift)."""
-    if levels is None:
-        return occ
-    z = occ.shape[-1]
-    src = torch.arange(z, device=occ.device)[None] + levels.to(occ.device).long()[:, None]   # (N, Z)
-    inside = (src >= 0) & (src < z)
-    moved = occ.gather(3, src.clamp(0, z - 1)[:, None, None, :].expand(occ.shape))
-    return torch.where(inside[:, None, None, :], moved, torch.full_like(moved, -1))
-
-
-def warp_voxels(occ: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float],
-                levels: Tensor | None = None) -> Tensor:
-    """Label grids (N, X, Y, Z) of frame t, seen from the planned frames (N, 13) -> (N, X, Y, Z) labels, -1 where
-    the voxel centre falls outside frame t's grid. Nearest voxel, like the ego-warp baseline: yaw and x/y from the
-    poses; the grid's ground is not in a pose (a drone's height is not its ground's), so a change of it comes as
-    `levels` (N,) whole levels (None: none)."""
-    grid = warp_grid(pose_from.float(), pose_to.float(), occ.shape[1:3], extent)
-    moved = _nearest((occ.permute(0, 3, 1, 2) + 1).float(), grid, "zeros")   # labels + 1: outside (0) -> -1
-    return shift_levels((moved.round().long() - 1).permute(0, 2, 3, 1), levels)
-
-
 def warp_tokens(tokens: Tensor, pose_from: Tensor, pose_to: Tensor, extent: Sequence[float],
                 outside: str = "zeros") -> Tensor:
     """Token maps (N, C, h, w) of frames t, seen from the planned frames t+1 (nearest cell; zero outside, or the
@@ -139,22 +114,20 @@ class PlanConditioning(nn.Module):
     value) to the code each cell's warped token has, inside frame t's map: the forecast starts as the token-space
     ego warp and the transformer learns where to depart from it. `outside`: what cells coming from outside frame
     t's map get: 'zeros' (a zero token, nothing to copy) or 'border' (the nearest edge cell's token and code, the
-    scene continued outward). `voxel_copy` (None: off; not learned, a rollout setting) adds that logit, in the
-    decoded forecast, to each voxel's class in the last *observed* frame warped along the plan (`warp_voxels`):
-    the static scene is carried at voxel resolution instead of through the tokenizer, the model's forecast wins
-    where its decoder is more confident than that (movers) and fills the voxels the last frame did not cover.
-    `fill_copy` (None: off; needs voxel_copy) adds that logit, in those uncovered voxels only, to the class the last
-    frame shows at the same place of the ego grid (a street continues ahead of whoever drives along it)."""
+    scene continued outward)."""
 
     def __init__(self, embed_dim: int, point_cloud_range: Sequence[float], hidden_channels: int = 64,
                  dropout: float = 0.0, warp: bool = True, embed: bool = True, copy_logit: float | None = None,
-                 outside: str = "zeros", voxel_copy: float | None = None, fill_copy: float | None = None,
-                 **unused):
+                 outside: str = "zeros", **unused):
         super().__init__()
+        moved = sorted(k for k in ("voxel_copy", "fill_copy") if k in unused)
+        if moved:
+            raise ValueError(f"model.plan.{moved[0]} is not part of the model any more: it is a hand-made step of the "
+                             f"evaluation; move it to evaluation.{moved[0]} (docs/metrics.md, 'Hand-made "
+                             "methods')")
         if unused:
             raise TypeError(f"model.plan: unknown config keys {sorted(unused)} (known: enabled, point_cloud_range, "
-                            "hidden_channels, dropout, warp, embed, copy_logit, outside, voxel_copy, "
-                            "fill_copy)")
+                            "hidden_channels, dropout, warp, embed, copy_logit, outside)")
         if outside not in ("zeros", "border"):
             raise ValueError(f"model.plan.outside must be 'zeros' or 'border' (got {outside!r})")
         if len(point_cloud_range) != 6:
@@ -163,18 +136,12 @@ class PlanConditioning(nn.Module):
             raise ValueError(f"model.plan.dropout must be in [0, 1) (got {dropout})")
         if copy_logit is not None and not warp:
             raise ValueError("model.plan.copy_logit needs warp=True (it copies the warped codes)")
-        for key, value in (("voxel_copy", voxel_copy), ("fill_copy", fill_copy)):
-            if value is not None and not float(value) >= 0.0:
-                raise ValueError(f"model.plan.{key} must be None (off) or a logit >= 0 (got {value!r})")
-        if fill_copy is not None and voxel_copy is None:
-            raise ValueError("model.plan.fill_copy needs voxel_copy (it fills the voxels the voxel copy cannot reach)")
         pcr = [float(v) for v in point_cloud_range]
         self.extent = (pcr[0], pcr[3], pcr[1], pcr[4])
         self.dropout, self.warp, self.outside = float(dropout), bool(warp), outside
         self.encoder = PlanEncoder(embed_dim, hidden_channels) if embed else None
         self.copy_logit = None if copy_logit is None else nn.Parameter(torch.tensor(float(copy_logit)))
-        self.voxel_copy = None if voxel_copy is None else float(voxel_copy)
-        self.fill_copy = None if fill_copy is None else float(fill_copy)
+        self.gate = None  # a VoxelGate (model/gate.py) when model.plan.gate is set; build_plan adds it
 
     def forward(self, tokens: Tensor, codes: Tensor, poses: Tensor, next_poses: Tensor,
                 keep: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
@@ -207,21 +174,3 @@ class PlanConditioning(nn.Module):
         valid = copy >= 0
         bonus = (valid.to(logits.dtype) * self.copy_logit.to(logits.dtype))[:, :, None]
         return logits.scatter_add(2, copy.clamp(min=0)[:, :, None], bonus)
-
-    def add_voxel_prior(self, logits: Tensor, occ_last: Tensor, pose_last: Tensor, pose_planned: Tensor,
-                        levels: Tensor | None = None) -> Tensor:
-        """Decoded class logits (B, C, X, Y, Z) of the planned frame + voxel_copy at the class each voxel has in the
-        last observed grid occ_last (B, X, Y, Z) warped from pose_last (B, 13) to pose_planned (B, 13) (and by
-        `levels` (B,), the planned frame's ground in whole levels above the last one's); + fill_copy at occ_last's
-        own class (same levels shift) where the warp reaches no voxel of it."""
-        if self.voxel_copy is None:
-            return logits
-        occ_last = occ_last.long()
-        copy = warp_voxels(occ_last, pose_last, pose_planned, self.extent, levels)
-        inside = (copy >= 0).to(logits.dtype)[:, None]
-        logits = logits.scatter_add(1, copy.clamp(min=0)[:, None], inside * self.voxel_copy)
-        if self.fill_copy is not None:
-            same = shift_levels(occ_last, levels)
-            bonus = (1.0 - inside) * (same >= 0).to(logits.dtype)[:, None] * self.fill_copy
-            logits = logits.scatter_add(1, same.clamp(min=0)[:, None], bonus)
-        return logits

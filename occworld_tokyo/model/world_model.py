@@ -22,9 +22,8 @@ Plan conditioning (model/plan.py; `plan` module, off unless configured): the sce
 frame t's tokens warped to the planned pose of frame t+1 plus an embedding of that motion. Training feeds the true
 next poses (teacher forcing; `plan.dropout` of the windows run without, as OccWorld); `rollout(..., plan=P)` feeds
 the planned poses P and appends them to the context instead of the predicted ones; `rollout` without a plan is
-OccWorld's (the model's own poses). With `plan.voxel_copy` the decoded forecast along a plan keeps the last observed
-frame's voxels moved by the plan where they reach; `unseen_class_logit` keeps the rollout (both modes) from
-inventing classes the history does not show (`_decode_forecast`).
+OccWorld's (the model's own poses). The rollout's output is the model's own: hand-made steps on top of it are named
+methods of the evaluation (evaluation/hand_made.py), never part of the model.
 
 The transformer reads the straight-through latents z + sg[z_q - z] of the history (what the release passes on) and,
 in the rollout, the exact codebook rows of the predicted codes.
@@ -50,8 +49,7 @@ class TransVQVAE(nn.Module):
     def __init__(self, vae: VAERes2D, transformer: PlanUAutoRegTransformer, pose_encoder: PoseEncoder,
                  pose_decoder: PoseDecoder, history_frames: int, future_frames: int, pose_mode: str = "state",
                  pose_loss_weight: float = 0.1, freeze_vae: bool = True, freeze_transformer: bool = False,
-                 freeze_pose: bool = False, plan: PlanConditioning | None = None,
-                 unseen_class_logit: float | None = None):
+                 freeze_pose: bool = False, plan: PlanConditioning | None = None):
         super().__init__()
         if pose_mode not in ("state", "nuscenes"):
             raise ValueError(f"pose_mode must be 'state' or 'nuscenes', got {pose_mode!r}")
@@ -68,11 +66,8 @@ class TransVQVAE(nn.Module):
                              f"(got {transformer.num_frames})")
         if plan is not None and pose_mode != "state":
             raise ValueError("model.plan needs pose_mode='state' (13-d poses with orientation)")
-        if unseen_class_logit is not None and not float(unseen_class_logit) >= 0.0:
-            raise ValueError(f"model.unseen_class_logit must be None (off) or >= 0 (got {unseen_class_logit!r})")
         self.vae, self.transformer = vae, transformer
         self.plan = plan
-        self.unseen_class_logit = None if unseen_class_logit is None else float(unseen_class_logit)
         self.pose_encoder, self.pose_decoder = pose_encoder, pose_decoder
         self.history_frames, self.future_frames = int(history_frames), int(future_frames)
         self.pose_mode, self.pose_loss_weight = pose_mode, float(pose_loss_weight)
@@ -143,21 +138,53 @@ class TransVQVAE(nn.Module):
         return (dist * target[..., 2:5]).sum() / b / t
 
     # -- API -----------------------------------------------------------------------------------------------
-    def forward_train(self, occ: Tensor, poses: Tensor, codes: Tensor | None = None) -> dict[str, Tensor]:
+    def forward_train(self, occ: Tensor, poses: Tensor, codes: Tensor | None = None,
+                      warp: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         """Teacher-forced step. occ (B, F, X, Y, Z) label ids with F = history+future (any 2 <= F <= num_frames+1
         works); poses (B, F, pose_dim). Returns {'loss', 'ce_codes', 'pose_loss', 'code_acc'} (scalars; only
         'loss' carries gradient). `codes` (B, F, h, w): occ's code indices through this (frozen) tokenizer, already
-        known (training/code_cache.py): occ is then not encoded (`forward_train_codes`)."""
+        known (training/code_cache.py): occ is then not encoded (`forward_train_codes`). `warp` (a model with
+        `plan.gate`): {'warped', 'valid'} (B, future, X, Y, Z) and 'same' (B, X, Y, Z), the last history frame moved
+        into each future frame (`gate_inputs`); the gate's loss is then added (`gate_nll`)."""
         if occ.shape[:2] != poses.shape[:2] or poses.shape[-1] != self.pose_dim:
             raise ValueError(f"occ {tuple(occ.shape)} and poses {tuple(poses.shape)} disagree "
                              f"(expected poses (B, F, {self.pose_dim}))")
         if codes is not None:
-            return self.forward_train_codes(codes, poses)
-        tokens, codes, vq_loss = self._tokenize(occ)
-        out = self._forward_tokens(tokens, codes, poses)
-        if not self.freeze_vae:
-            out["loss"] = out["loss"] + self.vae.loss_weights["embed"] * vq_loss
+            out = self.forward_train_codes(codes, poses)
+        else:
+            tokens, codes, vq_loss = self._tokenize(occ)
+            out = self._forward_tokens(tokens, codes, poses)
+            if not self.freeze_vae:
+                out["loss"] = out["loss"] + self.vae.loss_weights["embed"] * vq_loss
+        if warp is not None and self.gated:
+            gate_nll = self._gate_loss(codes.detach(), poses, occ, warp)
+            out["loss"] = out["loss"] + self.plan.gate.loss_weight * gate_nll
+            out["gate_nll"] = gate_nll.detach()
         return out
+
+    @property
+    def gated(self) -> bool:
+        """A plan-conditioned model with a learned voxel gate (model/gate.py)."""
+        return self.plan is not None and getattr(self.plan, "gate", None) is not None
+
+    def _gate_loss(self, codes: Tensor, poses: Tensor, occ: Tensor, warp: dict[str, Tensor]) -> Tensor:
+        """NLL of the gated forecast of one future frame (drawn per step) of the rollout along the true path, from
+        the history's codes: the gate learns on the forecasts it will see (the rollout's, not teacher-forced ones)."""
+        H = self.history_frames
+        n = occ.shape[1] - H
+        with torch.no_grad():
+            was = self.training
+            self.train(False)
+            try:
+                b = codes.shape[0]
+                tokens = self.vae.vqvae.lookup(codes[:, :H].flatten(0, 1)).view(b, H, self.vae.e_dim, *codes.shape[2:])
+                roll = self._rollout_tokens(tokens, codes[:, :H], poses[:, :H].float(), n, None, poses[:, H:].float())
+            finally:
+                self.train(was)
+            i = int(torch.randint(n, (1,)))
+            logits = self.vae.decode_latents(self.vae.vqvae.lookup(roll["codes"][:, i]))
+        gated = self.plan.gate(logits, warp["warped"][:, i], warp["valid"][:, i], warp["same"])
+        return F.nll_loss(gated, occ[:, H + i].long())
 
     def forward_train_codes(self, codes: Tensor, poses: Tensor) -> dict[str, Tensor]:
         """Same step from precomputed code indices (B, F, h, w) (e.g. `vae.encode(occ)[1]` cached once per frame
@@ -207,38 +234,10 @@ class TransVQVAE(nn.Module):
     def forward(self, occ: Tensor, poses: Tensor) -> dict[str, Tensor]:
         return self.forward_train(occ, poses)
 
-    def _decode_forecast(self, codes: Tensor, occ_hist: Tensor, poses_hist: Tensor, plan: Tensor | None,
-                         plan_levels: Tensor | None = None) -> Tensor:
-        """Predicted codes (B, n, h, w) -> labels (B, n, X, Y, Z): the tokenizer's decoded class logits, with
-        - `unseen_class_logit` subtracted from every class that no voxel of the history occ_hist (B, H, X, Y, Z)
-          shows (a class not seen in the observed frames is not invented by a weak guess; a confident one stays);
-        - along a plan, the plan's voxel prior (`PlanConditioning.add_voxel_prior`: the last observed grid warped
-          from its pose poses_hist[:, -1] to the planned pose plan[:, i], and by plan_levels[:, i] levels).
-        Without either, plain argmax decoding (`vae.decode_indices`, OccWorld)."""
-        along_plan = plan is not None and self.plan.voxel_copy is not None
-        if not along_plan and self.unseen_class_logit is None:
-            return self.vae.decode_indices(codes)
-        penalty = None
-        if self.unseen_class_logit is not None:
-            seen = torch.zeros(occ_hist.shape[0], self.vae.num_classes, dtype=torch.bool, device=codes.device)
-            seen.scatter_(1, occ_hist.flatten(1).long(), True)
-            penalty = (~seen).float()[:, :, None, None, None] * -self.unseen_class_logit
-        frames = []
-        for i in range(codes.shape[1]):
-            logits = self.vae.decode_latents(self.vae.vqvae.lookup(codes[:, i])).float()
-            if penalty is not None:
-                logits = logits + penalty
-            if along_plan:
-                levels = None if plan_levels is None else plan_levels[:, i]
-                logits = self.plan.add_voxel_prior(logits, occ_hist[:, -1], poses_hist[:, -1].float(), plan[:, i],
-                                                   levels)
-            frames.append(logits.argmax(1))
-        return torch.stack(frames, dim=1)
-
     @torch.no_grad()
     def rollout(self, occ_hist: Tensor, poses_hist: Tensor, n_future: int | None = None,
                 future_commands: Tensor | None = None, plan: Tensor | None = None,
-                plan_levels: Tensor | None = None) -> dict[str, Tensor]:
+                warp: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         """Autoregressive forecast. occ_hist (B, H, X, Y, Z), poses_hist (B, H, pose_dim) (history frames,
         relative to the last one) -> {'occ': (B, n, X, Y, Z) labels, 'poses': (B, n, pose_dim), 'codes':
         (B, n, h, w), 'code_logits': (B, n, n_codes, h, w), 'pose_decoded': (B, n, modes, D)} with
@@ -246,10 +245,9 @@ class TransVQVAE(nn.Module):
         `future_commands` (B, n, 3), the command one-hot of each predicted frame, picks its mode (the release's
         rollout uses the true gt_mode); without it the current frame's command is kept. `plan` (B, n, pose_dim): the
         planned poses of the predicted frames (relative to the current frame, like poses_hist); needs a
-        plan-conditioned model; they condition the scene and are returned as 'poses' (and, with
-        `plan.voxel_copy`, carry the last observed frame's voxels into the decoded forecast). `plan_levels` (B, n)
-        ints: how many whole levels each planned frame's grid ground lies above the current one's (what a pose does
-        not say; the ego-warp baseline's level shift), for the voxel copy; None: 0."""
+        plan-conditioned model; they condition the scene and are returned as 'poses'. `warp` (a model with
+        `plan.gate`, along a plan): the last history frame moved along the plan ({'warped', 'valid'} (B, n, X, Y, Z),
+        'same' (B, X, Y, Z); `gate_inputs`): 'occ' is then the gated forecast and 'occ_ungated' the decoder's."""
         n_future = self.future_frames if n_future is None else int(n_future)
         if future_commands is not None and (self.pose_mode != "nuscenes" or future_commands.shape[1] < n_future):
             raise ValueError("future_commands: nuscenes pose mode only, one (3,) one-hot per predicted frame")
@@ -261,14 +259,21 @@ class TransVQVAE(nn.Module):
                 raise ValueError(f"plan {tuple(plan.shape)}: expected (B={occ_hist.shape[0]}, >= {n_future}, "
                                  f"{self.pose_dim})")
             plan = plan.float()
-            if plan_levels is not None and (plan_levels.ndim != 2 or plan_levels.shape[0] != plan.shape[0]
-                                            or plan_levels.shape[1] < n_future):
-                raise ValueError(f"plan_levels {tuple(plan_levels.shape)}: expected (B={plan.shape[0]}, "
-                                 f">= {n_future}), one whole number of levels per planned frame")
-        elif plan_levels is not None:
-            raise ValueError("rollout(plan_levels=...) needs plan=... (the levels belong to the planned frames)")
         tokens, codes, _ = self._tokenize(occ_hist)
-        poses = poses_hist.float()
+        out = self._rollout_tokens(tokens, codes, poses_hist.float(), n_future, future_commands, plan)
+        if warp is not None and plan is not None and self.gated:
+            out["occ_ungated"] = self.vae.decode_indices(out["codes"])
+            out["occ"] = torch.stack([self.plan.gate(self.vae.decode_latents(self.vae.vqvae.lookup(out["codes"][:, i])),
+                                                     warp["warped"][:, i], warp["valid"][:, i], warp["same"]).argmax(1)
+                                      for i in range(n_future)], dim=1)
+        else:
+            out["occ"] = self.vae.decode_indices(out["codes"])
+        return out
+
+    def _rollout_tokens(self, tokens: Tensor, codes: Tensor, poses: Tensor, n_future: int,
+                        future_commands: Tensor | None, plan: Tensor | None) -> dict[str, Tensor]:
+        """The autoregressive loop of `rollout` from the history's tokens (B, H, C, h, w), codes (B, H, h, w) and
+        poses (B, H, pose_dim) -> the rollout's dict without 'occ'."""
         window = self.transformer.num_frames - 1
         new_codes, new_poses, code_logits, decoded = [], [], [], []
         for i in range(n_future):
@@ -292,7 +297,6 @@ class TransVQVAE(nn.Module):
             code_logits.append(logits[:, -1])
             decoded.append(dec[:, 0])
         codes_future = torch.stack(new_codes, dim=1)
-        return {"occ": self._decode_forecast(codes_future, occ_hist, poses_hist, plan, plan_levels),
-                "poses": torch.stack(new_poses, dim=1),
+        return {"poses": torch.stack(new_poses, dim=1),
                 "codes": codes_future, "code_logits": torch.stack(code_logits, dim=1),
                 "pose_decoded": torch.stack(decoded, dim=1)}

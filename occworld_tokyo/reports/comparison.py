@@ -3,7 +3,8 @@
 Input: one world-model evaluation's metrics dict (training/evaluate.py, `metrics/epoch_N.json`): `forecast` and
 `vpq` over all voxels, `forecast_visible` and `vpq_visible` over the voxels the `visibility` mask marks visible,
 per method (`world_model`, `world_model_plan` for a plan-conditioned model, `copy_last`, `ego_warp`,
-`ego_warp_fill`). Older files
+`ego_warp_fill`, and the hand-made methods named `<mode>+<step>`, e.g. `world_model_plan+voxel_copy`:
+evaluation/hand_made.py). Older files
 (no visible keys, no plan mode, one VPQ threshold without `by_threshold`) give what they hold and "n/a" elsewhere.
 
 Units: mIoU, IoU and VPQ are shown in % (0-100); a difference is in percentage points. Horizons: 1 / 2 / 3 s
@@ -85,7 +86,7 @@ class Comparison:
     """One number of one world-model mode against another method's (values 0-1, difference in points)."""
 
     voxels: str       # 'all voxels' / 'camera-visible voxels'
-    mode: str         # world_model / world_model_plan
+    mode: str         # world_model / world_model_plan / a hand-made method
     other: str        # a baseline, or world_model for the plan mode
     metric: str       # 'mIoU' / 'IoU' / 'VPQ IoU>0.5' ...
     horizon: str      # '1 s' / '2 s' / '3 s' / 'avg' / 'all steps' (VPQ)
@@ -101,13 +102,18 @@ class Comparison:
         return "tie" if abs(self.points) < TIE_POINTS else ("win" if self.points > 0 else "loss")
 
 
+def is_hand_made(method: str) -> bool:
+    """A hand-made method: a model mode with a fixed post-processing step ('world_model_plan+voxel_copy')."""
+    return "+" in method and method.split("+", 1)[0] in MODES
+
+
 def comparisons(wm: dict) -> list[Comparison]:
-    """Every world-model mode against every baseline (and the plan mode against the unconditioned one), per voxel
-    set, metric and horizon where both numbers exist."""
+    """Every world-model mode, and every hand-made method on one, against every baseline (and the plan mode against
+    the unconditioned one), per voxel set, metric and horizon where both numbers exist."""
     out: list[Comparison] = []
     for suffix, where in voxel_sets(wm):
         table = scores(wm, suffix)
-        for mode in (m for m in MODES if m in table):
+        for mode in [m for m in MODES if m in table] + [m for m in table if is_hand_made(m)]:
             others = [b for b in BASELINES if b in table] + (["world_model"] if mode != "world_model"
                                                               and "world_model" in table else [])
             for other in others:

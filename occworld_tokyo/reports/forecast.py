@@ -33,7 +33,6 @@ from occworld_tokyo.dataset.grid_select import select_grid
 from occworld_tokyo.dataset.plan_file import read_plan
 from occworld_tokyo.dataset.poses import poses_to_world
 from occworld_tokyo.dataset.sessions import DataError, read_pose, read_session
-from occworld_tokyo.evaluation.baselines import ground_levels
 from occworld_tokyo.dataset.windows import OccWindowDataset, SessionPart
 from occworld_tokyo.errors import UserError
 from occworld_tokyo.grid import EgoFrame
@@ -88,15 +87,14 @@ def forecast(model: torch.nn.Module, cfg: dict, session_dir: str | Path, start: 
     ds = OccWindowDataset([part], H, F if has_future else 0, selection)
     item = ds[0]
     occ, poses, ego = item["occ"].long(), item["poses"].float(), item["ego"].numpy()
-    plan_poses = plan_levels = None
+    plan_poses = None
     if plan == "recorded":
         plan_poses = poses[None, H:H + F]
-        plan_levels = ground_levels(ego[None], H, selection.grid)  # the recorded path's grounds
     elif plan is not None:
         history = [read_pose(info.path, i) for i in range(start, start + H)]
         plan_poses = torch.from_numpy(read_plan(plan, history, F, info.rate_hz))[None]
     with torch.no_grad():
-        out = model.rollout(occ[None, :H], poses[None, :H], F, plan=plan_poses, plan_levels=plan_levels)
+        out = model.rollout(occ[None, :H], poses[None, :H], F, plan=plan_poses)
     cur = EgoFrame(*ego[H - 1, :4])
     world = poses_to_world(out["poses"][0].numpy(), cur, float(ego[H - 1, 4]))
     return {

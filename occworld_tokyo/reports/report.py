@@ -258,9 +258,14 @@ def write_report(out: Path, *, data: Path, checkpoints: Path, forecast_dir: Path
            "without being told the path (OccWorld); `world_model_plan` (a plan-conditioned model only) forecasts "
            "given the true future path, the planner's question \"what will the scene look like if I follow this "
            "path?\"; `copy_last` repeats the last frame, `ego_warp` moves it by the true ego motion, "
-           "`ego_warp_fill` also fills the cells entering the view as `copy_last` does.", "", *tables,
+           "`ego_warp_fill` also fills the cells entering the view as `copy_last` does. Methods named `mode+step` "
+           "are hand-made steps on the model's forecast, not the model: `world_model_plan+voxel_copy` carries the "
+           "ego-warped last frame wherever it reaches (the model decides only the cells entering the view), "
+           "`+unseen_prior` removes classes the history does not show (docs/metrics.md, \"Hand-made methods\").",
+           "", *tables,
            "", "### Where the model wins and loses", "",
-           "Each world-model mode against each baseline (and the plan mode against the unconditioned one), per "
+           "Each world-model mode and hand-made method against each baseline (and the plan mode against the "
+           "unconditioned one), per "
            "horizon, in percentage points (mode minus opponent):", "", *verdict, ""]
     md += ["The guide's expected metrics (its \"good values\"), as this run measures them (docs/training.md):", "",
            *guide, ""]

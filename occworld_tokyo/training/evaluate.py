@@ -31,12 +31,8 @@ import numpy as np
 import torch
 
 from occworld_tokyo.rotations import quat_yaw
-from occworld_tokyo.grid import EgoFrame, GridSpec
+from occworld_tokyo.grid import GridSpec
 from occworld_tokyo.training.precision import Precision
-
-
-def _frames(ego: np.ndarray) -> list[EgoFrame]:
-    return [EgoFrame(float(e[0]), float(e[1]), float(e[2]), float(e[3])) for e in ego]
 
 
 def _mean_losses(sums: dict[str, float], n: int) -> dict[str, float]:
@@ -118,62 +114,54 @@ def _put(metrics: dict, key: str, all_voxels: Any, visible: Any) -> None:
 
 def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, device, precision: Precision,
                          eval_cfg: dict, num_classes: int, free_index: int, max_samples: int | None, recon):
-    from occworld_tokyo.evaluation import (AllAndVisible, OccupancyMetrics, PlanningMetrics, VPQMetric,
-                                           copy_last_frame, ego_warp, split_results)
-    from occworld_tokyo.evaluation.baselines import fill_outside, ground_levels
+    from occworld_tokyo.evaluation import OccupancyMetrics, PlanningMetrics, VPQMetric
+    from occworld_tokyo.evaluation.forecasts import ego_frames, forecast_methods
+    from occworld_tokyo.evaluation.hand_made import method_names
     from occworld_tokyo.evaluation.planning import DEFAULT_AGENT_BOX
+    from occworld_tokyo.evaluation.scores import MethodScores, window_agents
 
     H, F = model.history_frames, model.future_frames
-    plan_mode = bool(getattr(model, "plan_conditioned", False))
-    methods = ["world_model"] + (["world_model_plan"] if plan_mode else []) + ["copy_last", "ego_warp",
-                                                                                "ego_warp_fill"]
     visibility = eval_cfg.get("visibility")
-    occ_m = {m: AllAndVisible(lambda: OccupancyMetrics(num_classes, free_index, F, rate_hz), bool(visibility))
-             for m in methods}
     thresholds = [float(t) for t in eval_cfg["vpq_iou_thresholds"]]
-    vpq_m = {m: AllAndVisible(lambda: VPQMetric(iou_threshold=thresholds, n_steps=F, grid=grid), bool(visibility))
-             for m in methods}
+    scores = MethodScores(lambda: OccupancyMetrics(num_classes, free_index, F, rate_hz),
+                          lambda: VPQMetric(iou_threshold=thresholds, n_steps=F, grid=grid), bool(visibility))
     box = eval_cfg["agent_box"] or DEFAULT_AGENT_BOX  # None: the metrics default
     plan_m = {m: PlanningMetrics(F, rate_hz, grid, box) for m in ("world_model", "constant_velocity", "stationary")}
     notes: list[str] = []
-    scored: set[str] = set()
     sums: dict[str, float] = {}
     n = 0
+    with_warp = True
     example: dict[str, np.ndarray] = {}
     for batch in loader:
         occ = batch["occ"].to(device).long()
         poses = batch["poses"].to(device).float()
+        ego = batch["ego"].numpy()
         with precision.autocast():
             # a frozen tokenizer encodes the window once: the teacher-forced loss and the ceiling below share it
             codes = model.vae.encode(occ)[1] if model.freeze_vae else None
             out = model.forward_train(occ, poses, codes=codes)
-            roll = model.rollout(occ[:, :H], poses[:, :H], F)
-            roll_plan = model.rollout(occ[:, :H], poses[:, :H], F, plan=poses[:, H:],
-                                      plan_levels=ground_levels(batch["ego"], H, grid)) if plan_mode else None
         B = occ.shape[0]
         _accumulate(sums, out, B)
+        # the forecasts read the history frames only (and the poses / ego frames: the plan, the baselines' warp)
+        try:
+            preds, roll = forecast_methods(model, occ[:, :H], poses, ego, grid, eval_cfg, precision, with_warp)
+        except ValueError as exc:  # e.g. a z-pooled grid whose level shift is not a whole number of levels
+            if not with_warp:
+                raise
+            with_warp = False  # dropped for every window, not scored on some: methods share their windows
+            dropped = ["ego_warp", "ego_warp_fill", "world_model_plan+voxel_copy"]
+            scores.drop(dropped)
+            notes.append(f"{', '.join(dropped)} not scored: {exc}")
+            preds, roll = forecast_methods(model, occ[:, :H], poses, ego, grid, eval_cfg, precision, with_warp)
         gt = occ[:, H:]
         mask = _visible(batch, visibility, device, slice(H, None))
-        ego = batch["ego"].numpy()
-        frames = [_frames(ego[b]) for b in range(B)]
-        preds = {"world_model": roll["occ"].long(), "copy_last": copy_last_frame(occ[:, :H], F)}
-        if roll_plan is not None:
-            preds["world_model_plan"] = roll_plan["occ"].long()
-        try:
-            last = [occ[b, H - 1].cpu() for b in range(B)]
-            warps = [ego_warp(last[b], frames[b][H - 1], frames[b][H:], grid, return_valid=True) for b in range(B)]
-            preds["ego_warp"] = torch.stack([w for w, _ in warps]).to(device).long()
-            preds["ego_warp_fill"] = torch.stack([fill_outside(w, v, last[b])
-                                                  for b, (w, v) in enumerate(warps)]).to(device).long()
-        except ValueError as exc:  # e.g. a z-pooled grid whose level shift is not a whole number of levels
-            if "ego_warp" in preds or not any("ego_warp" in s for s in notes):
-                notes.append(f"ego_warp baseline unavailable: {exc}")
+        frames = ego_frames(ego)
+        ids, agents = window_agents(getattr(loader, "dataset", None), batch["index"].numpy())
         gt_cpu, inst = gt.cpu().numpy(), batch["instances"][:, H:].numpy()
         mask_cpu = None if mask is None else mask.cpu().numpy()
         for m, pred in preds.items():
-            occ_m[m].update(pred, gt, mask=mask)
-            vpq_m[m].update(pred.cpu().numpy(), gt_cpu, inst, frames=[f[H:] for f in frames], mask=mask_cpu)
-            scored.add(m)
+            scores.update(m, ids, agents, pred, gt, mask, gt_np=gt_cpu, inst=inst, frames=[f[H:] for f in frames],
+                          mask_np=mask_cpu)
         # tokenizer ceiling: reconstruct the ground-truth future frames through the frozen tokenizer
         idx = codes[:, H:] if codes is not None else model.vae.encode(gt)[1]
         recon.update(model.vae.decode_indices(idx), gt, mask=mask)
@@ -198,9 +186,12 @@ def evaluate_world_model(model, loader, *, grid: GridSpec, rate_hz: float, devic
         if max_samples and n >= max_samples:
             break
     metrics: dict[str, Any] = _mean_losses(sums, n)
-    present = [m for m in methods if m in scored]
-    _put(metrics, "forecast", *split_results({m: occ_m[m] for m in present}))
-    _put(metrics, "vpq", *split_results({m: vpq_m[m] for m in present}))
+    metrics["windows_scored"] = scores.check_same_windows()
+    metrics["hand_made"] = {m: {k: eval_cfg.get(k) for k in ("voxel_copy", "fill_copy", "unseen_class_logit")}
+                            for m in method_names(eval_cfg, bool(getattr(model, "plan_conditioned", False)))
+                            if m in scores.order}
+    metrics.update(scores.compute("all"))
+    metrics["by_agent"] = {g: scores.compute(g) for g in scores.groups() if g != "all"}
     metrics["planning"] = {m: plan_m[m].compute() for m in plan_m}
     _put(metrics, "recon_future", *recon.compute())
     metrics["notes"] = notes
@@ -215,7 +206,8 @@ def summarize(metrics: dict) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for suffix, tag in (("", ""), ("_visible", "visible/")):
         for m, f in metrics.get(f"forecast{suffix}", {}).items():
-            for key in ("miou_1s", "miou_2s", "miou_3s", "miou_avg", "iou_1s", "iou_2s", "iou_3s", "iou_avg"):
+            for key in ("miou_1s", "miou_2s", "miou_3s", "miou_avg", "miou_occworld_1s", "miou_occworld_2s",
+                        "miou_occworld_3s", "miou_occworld_avg", "iou_1s", "iou_2s", "iou_3s", "iou_avg"):
                 if key in f:
                     out[f"{m}/{tag}{key}"] = f[key]
         for m, v in metrics.get(f"vpq{suffix}", {}).items():

@@ -33,8 +33,9 @@ class Stage:
         """The arguments of `model.forward_train` for one training batch (occupancy as long, poses as float32)."""
         raise NotImplementedError
 
-    def prepare_training(self, model: torch.nn.Module) -> None:
-        """Per-run state the training steps need (called once, before the first step)."""
+    def prepare_training(self, model: torch.nn.Module, grid=None) -> None:
+        """Per-run state the training steps need (called once, before the first step); `grid` = the data's
+        GridSpec."""
 
     def validate(self, model: torch.nn.Module, loader, **kw) -> tuple[dict, dict, int]:
         """This stage's validation pass (training/evaluate.py): (metrics, example arrays, windows evaluated)."""
@@ -135,17 +136,27 @@ class WorldModelStage(Stage):
 
     def __init__(self) -> None:
         self.frame_codes = None  # training/code_cache.FrameCodes while a frozen tokenizer trains stage 2
+        self.gate_grid = None    # the data grid, when the model has a learned voxel gate (its input is the warp)
+        self.history = 0
 
-    def prepare_training(self, model):
+    def prepare_training(self, model, grid=None):
         from occworld_tokyo.training.code_cache import FrameCodes
 
         self.frame_codes = FrameCodes(model.vae) if getattr(model, "freeze_vae", False) else None
+        if getattr(model, "gated", False):
+            if grid is None:
+                raise ValueError("a gated world model trains on the warped last frame: prepare_training needs the grid")
+            self.gate_grid, self.history = grid, int(model.history_frames)
 
     def inputs(self, batch, device):
         occ, poses = batch["occ"].to(device, non_blocking=True).long(), batch["poses"].to(device).float()
-        if self.frame_codes is None:
-            return occ, poses
-        return occ, poses, self.frame_codes.lookup(occ, batch["index"])
+        codes = None if self.frame_codes is None else self.frame_codes.lookup(occ, batch["index"])
+        if self.gate_grid is None:
+            return (occ, poses) if codes is None else (occ, poses, codes)
+        from occworld_tokyo.evaluation.forecasts import ego_frames, gate_inputs
+
+        warp = gate_inputs(occ[:, :self.history], ego_frames(batch["ego"].numpy()), self.history, self.gate_grid)
+        return occ, poses, codes, warp
 
     def trainable_params(self, model):
         return list(model.trainable_parameters())

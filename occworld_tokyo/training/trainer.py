@@ -121,6 +121,8 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
     LOG.info(configure_threads(int(cfg["data"]["workers_per_gpu"])))
 
     sessions = find_sessions(cfg["data_root"], cfg["data"]["agent_types"])
+    if cfg["data"]["val_root"]:
+        sessions += find_sessions(cfg["data"]["val_root"], cfg["data"]["agent_types"])
     LOG.info(check_sessions(sessions, stage.with_instances_val, cfg["evaluation"]["visibility"]))
     bundle = build_datasets(cfg, with_instances_val=stage.with_instances_val)
     for note in bundle.notes:
@@ -184,7 +186,7 @@ def _train(cfg: dict, opts: RunOptions, env: DistEnv, model: torch.nn.Module, st
              f"{cfg['optimizer']['weight_decay']} | warmup {scheduler.warmup_iters} it, cosine to "
              f"{scheduler.min_lr} over {total_iters} it ({iters_per_epoch}/epoch x {max_epochs} epochs) | "
              f"batch {batch_size}/process, {workers} loader workers")
-    stage.prepare_training(model)
+    stage.prepare_training(model, bundle.selection.grid)
     step_module: torch.nn.Module = TrainStep(model)
     if cfg["compile"]["enabled"]:
         backend, mode = cfg["compile"]["backend"], cfg["compile"]["mode"]

@@ -53,13 +53,10 @@ model = dict(
     # the plan so the same model also forecasts unconditioned. point_cloud_range is copied in from the top level.
     # copy_logit: a learned logit (starting value; None = off) for each cell's plan-warped code, so the forecast
     # starts as the token-space ego warp; warp / embed switch the two inputs (ablations, docs/training.md).
-    # voxel_copy: a logit (None = off) for each voxel's class in the last observed frame warped along the plan,
-    # added to the decoded forecast (rollout only: the static scene at voxel resolution, the model for the rest);
-    # fill_copy: a logit (None = off) for the voxels that warp cannot reach, toward the last frame's class at the
-    # same place of the ego grid.
+    # (hand-made steps on the decoded forecast are evaluation methods, not model keys: evaluation.voxel_copy ...)
+    # gate: a learned per-voxel gate (model/gate.py; None = off) mixing the decoder's forecast with the last observed
+    # frame warped along the plan and with the last frame at the same ego-grid place, trained in the loss:
+    # dict(hidden_channels=16, loss_weight=1.0)
     plan=dict(enabled=False, dropout=0.25, hidden_channels=64, warp=True, embed=True, copy_logit=None,
-              outside='zeros', voxel_copy=None, fill_copy=None),
-    # not in OccWorld: a logit (None = off) subtracted in the rollout's decoding from every class the history
-    # frames do not show, so a weak guess does not invent one (docs/training.md ablations).
-    unseen_class_logit=None,
+              outside='zeros', gate=None),
 )

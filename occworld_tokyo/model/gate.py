@@ -1,0 +1,67 @@
+"""A learned per-voxel gate (not in OccWorld; `model.plan.gate`): how much to trust the last observed frame.
+
+Along a plan, the last observed frame moved by the planned ego motion (the ego-warp baselines' warp,
+evaluation/forecasts.py `baseline_warps`) already shows most of the static scene of each forecast frame; the
+tokenizer's decoder redraws it from a few hundred codes. The gate learns, per voxel, from
+
+    the decoder's class probabilities of the forecast frame          (C channels)
+    the warped last frame's class, one-hot, where the warp reaches     (C)
+    the last frame's class at the same ego-grid place, one-hot         (C)
+    whether the warp reaches                                           (1)
+
+a mixture per voxel of four sources: p = w_dec * softmax(decoder logits) + w_warp * onehot(warped) + w_same *
+onehot(same) + w_own * softmax(own logits), the weights a softmax of four learned logits (the warp's -inf where
+the warp does not reach) and `own` a class distribution the gate predicts itself (what no source says: the free
+space a mover left). The output is log p (class log-probabilities; argmax = the forecast). Its last layers start at
+zero: an untrained gate weighs the sources equally (close to `ego_warp_fill` where the decoder is unsure).
+It is trained in the world model's loss (`TransVQVAE.forward_train`: the negative log-likelihood of the gated
+forecast of one future frame per window, from the rollout along the true path) and so learns where the warped
+frame is right (static structure), where it is wrong (a mover's old place) and what the cells entering the view
+hold. 1x1x1 convolutions: per voxel, no spatial context.
+
+Frames: every grid is the ego grid of its forecast frame (X forward, Y left, Z up); labels are class ids.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def one_hot(labels: Tensor, num_classes: int, where: Tensor | None = None) -> Tensor:
+    """(B, X, Y, Z) labels -> (B, C, X, Y, Z) float one-hot, zero where `where` (B, X, Y, Z) is False."""
+    out = F.one_hot(labels.long().clamp(0, num_classes - 1), num_classes).permute(0, 4, 1, 2, 3).float()
+    return out if where is None else out * where[:, None].float()
+
+
+class VoxelGate(nn.Module):
+    def __init__(self, num_classes: int, hidden_channels: int = 16, loss_weight: float = 1.0, **unused):
+        super().__init__()
+        if unused:
+            raise TypeError(f"model.plan.gate: unknown keys {sorted(unused)} (known: hidden_channels, loss_weight)")
+        if not float(loss_weight) > 0.0:
+            raise ValueError(f"model.plan.gate.loss_weight must be > 0 (got {loss_weight!r})")
+        c = int(num_classes)
+        self.num_classes, self.loss_weight = c, float(loss_weight)
+        self.hidden = nn.Conv3d(3 * c + 1, int(hidden_channels), 1)
+        self.mix = nn.Conv3d(int(hidden_channels), 4, 1)   # decoder, warped last frame, same place, own
+        self.own = nn.Conv3d(int(hidden_channels), c, 1)
+        for layer in (self.mix, self.own):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, logits: Tensor, warped: Tensor, valid: Tensor, same: Tensor) -> Tensor:
+        """logits (B, C, X, Y, Z) of the decoder; warped, same (B, X, Y, Z) labels; valid (B, X, Y, Z) bool ->
+        class log-probabilities (B, C, X, Y, Z) of the gated forecast."""
+        c = self.num_classes
+        probs = logits.float().softmax(1)
+        w, s = one_hot(warped, c, valid), one_hot(same, c)
+        h = F.relu(self.hidden(torch.cat([probs, w, s, valid[:, None].float()], dim=1)))
+        mix = self.mix(h)
+        mix = torch.cat([mix[:, :1], mix[:, 1:2].masked_fill(~valid[:, None], float("-inf")), mix[:, 2:]], dim=1)
+        weight = mix.softmax(1)
+        p = (weight[:, :1] * probs + weight[:, 1:2] * w + weight[:, 2:3] * s
+             + weight[:, 3:] * self.own(h).softmax(1))
+        return torch.log(p.clamp_min(1e-6))
