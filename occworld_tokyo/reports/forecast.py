@@ -37,6 +37,7 @@ from occworld_tokyo.dataset.windows import OccWindowDataset, SessionPart
 from occworld_tokyo.errors import UserError
 from occworld_tokyo.grid import EgoFrame
 from occworld_tokyo.reports.figures import bev_image, comparison_figure, side_by_side, write_gif
+from occworld_tokyo.rotations import quat_yaw
 from occworld_tokyo.sessions import layout, writer
 
 
@@ -93,9 +94,21 @@ def forecast(model: torch.nn.Module, cfg: dict, session_dir: str | Path, start: 
     elif plan is not None:
         history = [read_pose(info.path, i) for i in range(start, start + H)]
         plan_poses = torch.from_numpy(read_plan(plan, history, F, info.rate_hz))[None]
-    with torch.no_grad():
-        out = model.rollout(occ[None, :H], poses[None, :H], F, plan=plan_poses)
     cur = EgoFrame(*ego[H - 1, :4])
+    warp = None
+    if plan_poses is not None and getattr(model, "gated", False):  # the learned gate reads the warped last frame
+        from occworld_tokyo.evaluation.forecasts import gate_inputs
+
+        if plan == "recorded":
+            frames = [EgoFrame(*e[:4]) for e in ego[:H + F]]
+        else:  # the plan's poses, each on the current frame's ground (a plan says nothing of the ground)
+            planned = poses_to_world(plan_poses[0].numpy(), cur, float(ego[H - 1, 4]))
+            yaw = [float(y) for y in quat_yaw(planned["quat"])]
+            frames = [EgoFrame(*e[:4]) for e in ego[:H]] + [EgoFrame(float(p[0]), float(p[1]), y, cur.ground_z)
+                                                            for p, y in zip(planned["position"], yaw)]
+        warp = gate_inputs(occ[None, :H], [frames], H, selection.grid)
+    with torch.no_grad():
+        out = model.rollout(occ[None, :H], poses[None, :H], F, plan=plan_poses, warp=warp)
     world = poses_to_world(out["poses"][0].numpy(), cur, float(ego[H - 1, 4]))
     return {
         "history": occ[:H].numpy(), "pred": out["occ"][0].numpy().astype(np.uint8),

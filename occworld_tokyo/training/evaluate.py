@@ -3,18 +3,16 @@
 Tokenizer stage: validation loss terms and reconstruction mIoU / IoU.
 World-model stage, per validation window (history H, future F):
 - validation loss terms (teacher forcing, as in training);
-- the model's autoregressive rollout from the H history frames -> F forecast frames and poses (`world_model`,
-  OccWorld's unconditioned mode); for a plan-conditioned model (`model.plan_conditioned`) also the rollout
-  conditioned on the ground-truth future poses (`world_model_plan`: "what will the scene look like if I follow
-  this path?");
-- baselines on the same windows: `copy_last` (last observed frame repeated), `ego_warp` (last frame
-  warped by the ground-truth future ego motion) and `ego_warp_fill` (ego_warp, the cells entering the view filled
-  as copy_last); planning baseline `constant_velocity` (the current velocity
-  extrapolated); the copy-last occupancy baseline's planning counterpart is standing still (`stationary`);
-- for each forecast: OccupancyMetrics (mIoU over non-free classes and binary IoU per step, at 1/2/3 s and
-  averaged) and VPQMetric (FIERY VPQ on the dynamic classes at every `evaluation.vpq_iou_thresholds`; predicted
-  instances = tracked connected components), each over all voxels and, with `evaluation.visibility`, over the
-  voxels its mask marks visible (keys `*_visible`);
+- every forecast method of `evaluation/forecasts.py` from the window's history (and poses / ego frames): the model's
+  rollout (`world_model`, OccWorld's unconditioned mode; `world_model_plan` along the true future poses for a
+  plan-conditioned model), the baselines `copy_last`, `ego_warp`, `ego_warp_fill`, and the hand-made methods the
+  evaluation config names (`evaluation/hand_made.py`); planning baseline `constant_velocity` (the current velocity
+  extrapolated) and, copy-last's counterpart, `stationary`;
+- for each forecast: OccupancyMetrics (mIoU under Occ3D's and the released OccWorld's rule, binary IoU, per step,
+  at 1/2/3 s and averaged) and VPQMetric (FIERY VPQ on the dynamic classes at every `evaluation.vpq_iou_thresholds`;
+  predicted instances = tracked connected components), each over all voxels and, with `evaluation.visibility`,
+  over the voxels its mask marks visible (keys `*_visible`), for all windows and per agent type (`by_agent`), all
+  methods on the same windows (`evaluation/scores.py`, `windows_scored`);
 - PlanningMetrics for paths (L2 at 1/2/3 s, collision of the path's box with the ground-truth occupancy): the
   unconditioned rollout's predicted poses only (the plan-conditioned rollout's path IS the plan);
 - the tokenizer's reconstruction of the future frames (the ceiling any forecast through it can reach).
