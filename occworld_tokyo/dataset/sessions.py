@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def find_sessions(data_root: str | Path, agent_types: list[str] | None = None) -
         raise DataError(f"data_root {root} {why}; generate data first: "
                         f"python scripts/plateau_to_occworld.py --output {root} --frames 200 --sessions 5 "
                         "(or ./scripts/run_training.sh --generate-data)")
-    sessions = [read_session(p) for p in paths]
+    sessions = [read_session(p) for p in unique_sessions(paths)]
     if agent_types:
         sessions = [s for s in sessions if s.agent_type in agent_types]
         if not sessions:
@@ -83,12 +84,44 @@ def find_sessions(data_root: str | Path, agent_types: list[str] | None = None) -
     return sessions
 
 
+def unique_sessions(paths: list[Path]) -> list[Path]:
+    """Session folders that are one folder on disk (a symlink to another session, or two links to one) counted
+    once: the real folder's name is kept (else the first name), so a session never lands in train and its twin in
+    val."""
+    chosen: dict[tuple[int, int], Path] = {}
+    for path in paths:
+        st = path.stat()
+        key = (st.st_dev, st.st_ino)
+        if key not in chosen or (chosen[key].is_symlink() and not path.is_symlink()):
+            chosen[key] = path
+    keep = set(chosen.values())
+    return [p for p in paths if p in keep]
+
+
+READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+               RuntimeError)
+
+
 def read_occupancy(session: Path, frame: int, keys: tuple[str, ...] = ("occupancy",)) -> dict[str, np.ndarray]:
-    """The requested arrays of one frame's npz (only those are decompressed)."""
+    """The requested arrays of one frame's npz (only those are decompressed); a file that cannot be read is a
+    DataError naming it (`occworld-tokyo validate` and the training's data check read every array first)."""
     path = layout.occupancy_path(session, frame)
-    with np.load(path) as npz:
-        return {k: npz[k] for k in keys if k in npz.files}
+    try:
+        with np.load(path) as npz:
+            return {k: npz[k] for k in keys if k in npz.files}
+    except READ_ERRORS as exc:
+        raise DataError(f"{path}: unreadable ({type(exc).__name__}: {exc}); delete {Path(session)} and regenerate "
+                        f"it, or move it out of the data folder (`occworld-tokyo validate {Path(session).parent}` "
+                        "lists every damaged file)") from exc
 
 
 def read_pose(session: Path, frame: int) -> dict:
-    return json.loads(layout.pose_path(session, frame).read_text())
+    path = layout.pose_path(session, frame)
+    try:
+        pose = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: unreadable ({type(exc).__name__}: {exc}); delete {Path(session)} and regenerate "
+                        "it, or move it out of the data folder") from exc
+    if not isinstance(pose, dict):
+        raise DataError(f"{path}: not a JSON object; delete {Path(session)} and regenerate it")
+    return pose

@@ -153,8 +153,10 @@ def read_checkpoint(path: str | Path, *, allow_pickle: bool = False, map_locatio
             raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
         raise CheckpointError(
             f"checkpoint {path} contains pickled Python objects, which torch.load(weights_only=True) refuses "
-            f"(unpickling can run arbitrary code). If you trust this file, re-run with --allow-pickle "
-            f"(load_pretrained(..., allow_pickle=True)). Details: {str(exc).splitlines()[0]}") from exc
+            f"(unpickling can run arbitrary code). If you trust this file, save its tensors alone and give that file: "
+            f"python -c \"import torch; torch.save(torch.load('{path}', weights_only=False)['state_dict'], "
+            f"'weights.pth')\" (`occworld-tokyo model --pretrained FILE --allow-pickle` reads it as it is). "
+            f"Details: {str(exc).splitlines()[0]}") from exc
     except Exception as exc:  # noqa: BLE001 - truncated / not a torch file: one message, whatever torch raised
         raise CheckpointError(f"cannot read checkpoint {path} ({str(exc).splitlines()[0] if str(exc) else exc!r}): "
                               "the file is damaged or not a PyTorch checkpoint; use another checkpoint (for a "

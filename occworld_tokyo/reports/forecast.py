@@ -47,20 +47,15 @@ class ForecastError(UserError):
 
 def load_trained(checkpoint: str | Path) -> tuple[torch.nn.Module, dict]:
     """The model and resolved config stored in a training checkpoint (world-model stage)."""
-    from occworld_tokyo.model import build_model
-    from occworld_tokyo.training.checkpoint import load_checkpoint
+    from occworld_tokyo.training.checkpoint import build_stored_model, load_checkpoint
     from occworld_tokyo.training.stages import stage_for
 
     ckpt = load_checkpoint(checkpoint)
-    if "config_json" not in ckpt:
-        raise ForecastError(f"{checkpoint} carries no config (config_json); use a checkpoint written by train.py")
-    cfg = json.loads(ckpt["config_json"])
-    model = build_model(cfg["model"])
+    model, cfg = build_stored_model(ckpt, checkpoint)  # the stored config checked, the model sized before it is built
     stage = stage_for(model)
     if stage.name != "world_model":
         raise ForecastError(f"{checkpoint} is a {stage.name} checkpoint ({stage.model_type}); forecasting needs a "
                             "world-model checkpoint (stage 2, e.g. checkpoints/best.pth)")
-    model.load_state_dict(ckpt["state_dict"])  # the config is the checkpoint's own: the shapes fit
     model.eval()
     return model, cfg
 

@@ -527,17 +527,20 @@ def generate_sessions(output: str | Path, inputs: list[str] | None = None, *, sp
     `cache_dir` (default: citymodel.cache.default_cache_dir()). mesh= and world= instead give one prepared
     world for every session (library use and tests; no sampling of areas).
 
-    The whole run holds `output` exclusively (`occworld_tokyo.locks.claim_folder`): a second run into the same
-    folder stops at once with a message instead of replacing the first one's sessions in progress."""
-    from occworld_tokyo.locks import claim_folder
+    The run holds `output` with a shared claim and each session it will write with a claim of its own
+    (`occworld_tokyo.locks.claim_folder(shared=True)`, `claim_names`): shards of one run write into one folder
+    together, while a second run that would write a session another run is writing (an identical run, or a shard
+    of a run with another n) stops at once with a message, before any work, instead of replacing that session."""
+    from occworld_tokyo.locks import NAMED_CLAIMS, claim_folder
 
     spec = spec or GenerationSpec()
     output = Path(output)
     check_output_dir(output)
     created = not output.exists()
     try:
-        # the workers hold the claim with the run: while any of them lives, no other run can take the folder
-        with claim_folder(output, "session generation", children_hold=True):
+        # the workers hold the claims with the run: while any of them lives, its sessions stay claimed and no
+        # exclusive claim can take the folder
+        with claim_folder(output, "session generation", children_hold=True, shared=NAMED_CLAIMS):
             return _generate_claimed(output, inputs, spec, workers, strict, progress, mesh, world, cache_dir)
     finally:
         if created and output.is_dir() and not any(output.iterdir()):
@@ -551,6 +554,24 @@ def _generate_claimed(output: Path, inputs: list[str] | None, spec: GenerationSp
     agents = spec.agents()
     shard_i, shard_n = spec.shard
     jobs = [(i, agents[i], names[i]) for i in range(spec.sessions) if i % shard_n == shard_i]
+    from occworld_tokyo.locks import claim_names
+
+    # every session this run may write is claimed before any work (and checked again after: one that another run
+    # finished meanwhile is skipped like any finished session)
+    unfinished = [job[2] for job in jobs if not layout.is_session_dir(output / job[2])]
+    with claim_names(output, unfinished, "session", SHARE_FIX, children_hold=True):
+        return _generate_sessions_claimed(output, jobs, inputs, spec, workers, strict, progress, mesh, world,
+                                          cache_dir, t0)
+
+
+SHARE_FIX = ("Runs may share an output folder only when they write different sessions: give each its own --shard "
+             "i/n of the same --sessions, --frames, --rate and --start-time, or wait for that run to finish (a "
+             "re-run skips the sessions it finished)")
+
+
+def _generate_sessions_claimed(output: Path, jobs: list, inputs: list[str] | None, spec: GenerationSpec,
+                               workers: int, strict: bool, progress: bool, mesh: CityMesh | None, world,
+                               cache_dir: str | Path | None, t0: float) -> GenerationReport:
     input_names = [str(p) for p in inputs or [SAMPLE_DISTRICT]]
     check_reusable(output, jobs, spec, input_names)
     report = GenerationReport(output=output, others=other_sessions(output, spec))

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from occworld_tokyo.errors import UserError
+from occworld_tokyo.locks import LOCK_FILES
 
 
 class GenerationError(UserError):
@@ -91,7 +92,7 @@ def foreign_entries(root: Path) -> list[str]:
         return []
     out = []
     for p in sorted(root.iterdir()):
-        if p.name.startswith(TMP_PREFIX):
+        if p.name.startswith(TMP_PREFIX) or p.name in LOCK_FILES:  # temporaries and the runs' lock files
             continue
         if p.is_dir() and SESSION_RE.match(p.name):
             continue

@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,8 +73,29 @@ def _check_pose(check: SessionCheck, path: Path, i: int, agent: str) -> float | 
     return float(pose["timestamp"])
 
 
+READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+               RuntimeError)  # truncated, not a zip, CRC or deflate error, odd compression or encryption
+
+
+def _damaged_member(path: Path) -> str | None:
+    """The first member of an npz that cannot be decompressed to its end with a matching CRC-32, with why."""
+    with zipfile.ZipFile(path) as zf:
+        for name in zf.namelist():
+            try:
+                with zf.open(name) as f:
+                    while f.read(1 << 22):
+                        pass
+            except READ_ERRORS as exc:
+                return f"array '{name}' unreadable (damaged: {exc})"
+    return None
+
+
 def _check_occupancy(check: SessionCheck, path: Path, shape: tuple[int, ...], sensors: bool) -> None:
     try:
+        damaged = _damaged_member(path)
+        if damaged:
+            check.problem(path, damaged)
+            return
         with np.load(path) as npz:
             keys = set(npz.files)
             need = {"occupancy", "instances"} | ({"mask_lidar", "mask_camera"} if sensors else set())
@@ -88,7 +110,7 @@ def _check_occupancy(check: SessionCheck, path: Path, shape: tuple[int, ...], se
                     check.problem(path, f"key '{key}' has shape {arr.shape}, expected {shape}")
                 if arr.dtype != expected[key]:
                     check.problem(path, f"key '{key}' has dtype {arr.dtype}, expected {np.dtype(expected[key])}")
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except READ_ERRORS as exc:
         check.problem(path, f"unreadable npz ({exc})")
         return
     if occ.max(initial=0) >= labels.NUM_CLASSES:
@@ -203,7 +225,15 @@ def validate(root: Path) -> tuple[list[SessionCheck], list[str]]:
     sessions = layout.find_sessions(root)
     if not sessions:
         folder_problems.append(f"{root}: no complete session folders (drone_*/rover_* with a meta.json)")
-    return [check_session(s) for s in sessions], folder_problems
+    real: dict[tuple[int, int], Path] = {}
+    for s in sessions:
+        st = s.stat()
+        real.setdefault((st.st_dev, st.st_ino), s)
+    twins = [s for s in sessions if real[(s.stat().st_dev, s.stat().st_ino)] != s]
+    for twin in twins:
+        folder_problems.append(f"{twin}: the same folder as {real[(twin.stat().st_dev, twin.stat().st_ino)].name} "
+                               "(a link); training reads it once: remove the link")
+    return [check_session(s) for s in sessions if s not in twins], folder_problems
 
 
 def format_summary(checks: list[SessionCheck], folder_problems: list[str]) -> str:

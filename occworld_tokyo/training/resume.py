@@ -66,9 +66,16 @@ def restore_run(ckpt: dict, path: Path, model: torch.nn.Module, stage: Stage, op
         scheduler.load_state_dict(ckpt["scheduler"])
         if scaler is not None and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
-    except (ValueError, KeyError, RuntimeError) as exc:
+    except (ValueError, KeyError, RuntimeError, TypeError, IndexError) as exc:
         raise TrainingError(f"{path}: the optimizer/scheduler state does not fit this run ({exc}); resume with the "
                             "config the checkpoint was written with") from exc
+    for group in optimizer.param_groups:  # torch loads moments of any shape; a wrong one would train silently
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() and tuple(value.shape) != tuple(param.shape):
+                    raise TrainingError(f"{path}: optimizer state '{key}' has shape {list(value.shape)} for a "
+                                        f"parameter of shape {list(param.shape)}; the file does not belong to this "
+                                        "model: use the checkpoint and config of this run")
     state.epoch, state.global_iter = int(ckpt["epoch"]), int(ckpt["global_iter"])
     state.iter_in_epoch = int(ckpt.get("iter_in_epoch", 0))
     state.best_val_loss = float(ckpt.get("best_val_loss", math.inf))
@@ -77,7 +84,11 @@ def restore_run(ckpt: dict, path: Path, model: torch.nn.Module, stage: Stage, op
     stage.restore_extras(model, ckpt, env)
     rngs = ckpt.get("rng") or []
     if len(rngs) == env.world_size:
-        ckpt_io.restore_rng(rngs[env.rank])
+        try:
+            ckpt_io.restore_rng(rngs[env.rank])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:  # checked on load; any other
+            raise TrainingError(f"{path}: 'rng[{env.rank}]' cannot be restored ({exc}); the file is damaged: use "
+                                "an earlier checkpoint (--resume-from <work-dir>/epoch_N.pth)") from exc
     else:
         LOG.warning(f"checkpoint written by {len(rngs)} process(es), now {env.world_size}: RNG states not "
                     "restored and the data position is approximate")

@@ -212,8 +212,11 @@ def _train(cfg: dict, opts: RunOptions, env: DistEnv, model: torch.nn.Module, st
     finally:
         bar.close()
         if writer is not None:
-            writer.flush()
-            writer.close()
+            try:
+                writer.flush()
+                writer.close()
+            except OSError as exc:  # e.g. the disk filled: keep the error that stopped the run as the one reported
+                LOG.warning(f"TensorBoard log not flushed: {exc}")
     codes = getattr(stage, "frame_codes", None)
     if codes is not None:
         LOG.info(f"frozen tokenizer: {len(codes)} training frame codes cached, each frame encoded once "

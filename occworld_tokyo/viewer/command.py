@@ -20,8 +20,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _save_problem(out: Path) -> str | None:
+    """Why --save cannot write `out` (checked before anything is read or recorded), or None."""
+    from occworld_tokyo.errors import UserError
+    from occworld_tokyo.locks import check_writable
+
+    if out.suffix != ".rrd":
+        return f"--save {out}: the file name must end in .rrd"
+    if out.is_dir():
+        return f"--save {out} is a folder: give a file name ending in .rrd"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(out.parent, "--save")
+    except OSError as exc:
+        return f"--save {out}: cannot create its folder {out.parent} ({exc.strerror or exc}); choose another place"
+    except UserError as exc:
+        return f"--save {out}: {exc}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.save:
+        problem = _save_problem(Path(args.save))
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     from occworld_tokyo.viewer.recording import _rr, record
 
     try:
@@ -33,11 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = None
     if args.save:
         out = Path(args.save)
-        if out.suffix != ".rrd":
-            print(f"error: --save {out}: the file name must end in .rrd", file=sys.stderr)
-            return 2
         tmp = out.with_name(out.name + ".tmp")
-        out.parent.mkdir(parents=True, exist_ok=True)
         rec.save(str(tmp))
     else:
         rec.spawn()
@@ -49,9 +69,17 @@ def main(argv: list[str] | None = None) -> int:
             tmp.unlink()
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rec.flush()
-    rec.disconnect()
+    try:
+        rec.flush()
+        rec.disconnect()
+        if tmp is not None:
+            os.replace(tmp, args.save)
+    except (OSError, RuntimeError) as exc:  # the disk filled up or went away while recording
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        print(f"error: --save {args.save}: cannot write it ({exc}); free space there or choose another place",
+              file=sys.stderr)
+        return 2
     if tmp is not None:
-        os.replace(tmp, args.save)
         print(f"{what['kind']}: {len(what['frames'])} frame(s) -> {args.save}")
     return 0
