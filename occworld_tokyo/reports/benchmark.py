@@ -286,8 +286,12 @@ def run_benchmark(profile_name: str, out: Path, real: list[str] | None, seeds: l
         timings[f"train_seed{seed}_s"] = time.perf_counter() - t
         t = _stage(f"3/3 seed {seed}: score once on " + ", ".join(s for s in folders if s != "train"))
         for split in (s for s in folders if s != "train"):
-            metrics = score(best, folders[split])
-            (out / "runs" / f"seed{seed}" / f"scores_{split}.json").write_text(json.dumps(metrics, default=str))
+            saved = out / "runs" / f"seed{seed}" / f"scores_{split}.json"
+            if saved.is_file() and saved.stat().st_mtime > best.stat().st_mtime:
+                metrics = json.loads(saved.read_text())  # this checkpoint was scored once already: not again
+            else:
+                metrics = score(best, folders[split])
+                saved.write_text(json.dumps(metrics, default=str))
             rows += rows_of(metrics, split, seed)
         timings[f"score_seed{seed}_s"] = time.perf_counter() - t
         runs.append(str(best))
