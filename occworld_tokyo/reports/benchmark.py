@@ -127,19 +127,20 @@ def make_data(out: Path, profile: Profile, real: list[str] | None, workers: int)
 
 def train_seed(out: Path, profile: Profile, folders: dict[str, Path], seed: int, world_options: list[str],
                reuse: Path | None = None) -> Path:
-    """Both stages on train, validated on val -> the seed's best.pth (chosen on val). `reuse`: an earlier run's
-    folder whose tokenizer of this seed is used (only the world model trains); `world_options`: --cfg-options of
-    the world-model stage (a variant, e.g. model.plan.gate=...)."""
+    """Both stages on train, validated on val -> the seed's best.pth (chosen on val); a stage whose best.pth and
+    metrics exist is kept. `reuse`: an earlier run's folder whose tokenizer of this seed is used when it has one;
+    `world_options`: --cfg-options of the world-model stage (a variant, e.g. model.plan.gate=...)."""
     from occworld_tokyo.training.cli import main as train_main
 
     ckpt = out / "runs" / f"seed{seed}"
     common = ["--seed", str(seed), "--cfg-options", f"data_root={folders['train']}", f"data.val_root={folders['val']}",
               "evaluation.max_samples=None", *profile.options]
-    tokenizer = (reuse if reuse else out) / "runs" / f"seed{seed}" / "tokenizer"
-    stages = [(profile.world_config, ckpt, profile.world_epochs, [f"tokenizer_checkpoint={tokenizer / 'best.pth'}",
+    tokenizer = out / "runs" / f"seed{seed}" / "tokenizer"
+    if reuse and (reuse / "runs" / f"seed{seed}" / "tokenizer" / "best.pth").is_file():
+        tokenizer = reuse / "runs" / f"seed{seed}" / "tokenizer"
+    stages = [(profile.tokenizer_config, tokenizer, profile.tokenizer_epochs, []),
+              (profile.world_config, ckpt, profile.world_epochs, [f"tokenizer_checkpoint={tokenizer / 'best.pth'}",
                                                                    *world_options])]
-    if not reuse:
-        stages.insert(0, (profile.tokenizer_config, tokenizer, profile.tokenizer_epochs, []))
     for cfg, work, epochs, extra in stages:
         if (work / "best.pth").is_file() and (work / "metrics").is_dir():
             print(f"seed {seed}: {work / 'best.pth'} exists, kept", flush=True)
@@ -256,6 +257,33 @@ def summary_table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def headline_table(rows: list[dict[str, Any]], split: str, agent: str = "all") -> list[str]:
+    """Markdown: one line per method of one split, the numbers the field reports first: mIoU (Occ3D's rule) at
+    1 / 2 / 3 s over camera-visible and over all voxels, the released OccWorld's rule (avg, visible), IoU at 1 / 2 / 3 s
+    (visible), VPQ at IoU 0.5 (all voxels); each the mean over seeds with min..max."""
+    import numpy as np
+
+    def cell(method, voxels, rule, h, metric):
+        vals = [r[metric] for r in rows if r["split"] == split and r["agent"] == agent and r["method"] == method
+                and r["voxels"] == voxels and r["rule"] == rule and r["horizon_s"] == h and r[metric] is not None]
+        if not vals:
+            return "n/a"
+        return f"{100 * float(np.mean(vals)):.1f} ({100 * min(vals):.1f}..{100 * max(vals):.1f})"
+
+    methods = list(dict.fromkeys(r["method"] for r in rows if r["split"] == split and r["agent"] == agent))
+    n = len({r["seed"] for r in rows if r["split"] == split})
+    lines = [f"{split}, {agent} agents, {n} seed(s), % mean (min..max):", "",
+             "| method | mIoU visible 1 / 2 / 3 s | mIoU all 1 / 2 / 3 s | mIoU OccWorld rule visible avg | "
+             "IoU visible 1 / 2 / 3 s | VPQ 0.5 all |", "|---|---|---|---|---|---|"]
+    for m in methods:
+        lines.append(f"| {m} | " + " / ".join(cell(m, "visible", "occ3d", h, "miou") for h in (1.0, 2.0, 3.0))
+                     + " | " + " / ".join(cell(m, "all", "occ3d", h, "miou") for h in (1.0, 2.0, 3.0))
+                     + f" | {cell(m, 'visible', 'occworld', 'avg', 'miou')} | "
+                     + " / ".join(cell(m, "visible", "occ3d", h, "iou") for h in (1.0, 2.0, 3.0))
+                     + f" | {cell(m, 'all', 'occ3d', 1.0, 'vpq')} |")
+    return lines + [""]
+
+
 def run_benchmark(profile_name: str, out: Path, real: list[str] | None, seeds: list[int], workers: int,
                   profile: Profile | None = None, world_options: list[str] | None = None,
                   reuse: Path | None = None) -> Path:
@@ -267,12 +295,10 @@ def run_benchmark(profile_name: str, out: Path, real: list[str] | None, seeds: l
     if reuse:
         t = _stage(f"1/3 data and tokenizers of {reuse}")
         folders = {p.name: p for p in sorted((reuse / "data").iterdir()) if p.is_dir()}
-        missing = [s for s in SPLITS if s not in folders] + [f"runs/seed{s}/tokenizer/best.pth" for s in seeds
-                                                              if not (reuse / "runs" / f"seed{s}" / "tokenizer"
-                                                                      / "best.pth").is_file()]
+        missing = [s for s in SPLITS if s not in folders]
         if missing:
-            raise ValueError(f"--reuse {reuse}: {missing} missing; give a finished benchmark-forecast folder of the "
-                             "same profile and seeds")
+            raise ValueError(f"--reuse {reuse}: data of {missing} missing; give a benchmark-forecast folder of the "
+                             "same profile whose data step finished")
     else:
         t = _stage(f"1/3 data: area split of a {profile.city_km} x {profile.city_km} km sample city"
                    + (f" + real test tiles {real}" if real else ""))
@@ -304,7 +330,9 @@ def run_benchmark(profile_name: str, out: Path, real: list[str] | None, seeds: l
           f"{profile.world_epochs} epochs" + (f", world model with {' '.join(world_options)}" if world_options else "")
           + (f", data and tokenizers of {reuse}" if reuse else "") + ". Times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), "",
           "\"Beats\" is said only where the method's worst seed is above the other's best seed.", "",
-          *summary_table(rows)]
+          "## Headline", "", *[line for split in sorted({r["split"] for r in rows}) if split != "val"
+                                for agent in ("all", "drone", "rover") for line in headline_table(rows, split, agent)],
+          "## Every group", "", *summary_table(rows)]
     (out / "results.md").write_text("\n".join(md) + "\n")
     (out / "timings.json").write_text(json.dumps(timings, indent=1) + "\n")
     return out / "results.md"
@@ -321,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--world-options", nargs="+", default=[], metavar="KEY=VALUE",
                    help="--cfg-options of the world-model stage: a variant (e.g. model.plan.gate=\"{'hidden_channels': 16}\")")
     p.add_argument("--reuse", type=Path, default=None,
-                   help="an earlier benchmark-forecast folder: its data and tokenizers (only the world model trains)")
+                   help="an earlier benchmark-forecast folder: its data, and its tokenizers where it has them")
     args = p.parse_args(argv)
     if len(set(args.seeds)) < len(args.seeds) or any(s < 0 for s in args.seeds):
         print(f"error: --seeds must be distinct whole numbers >= 0 (got {args.seeds})", file=sys.stderr)
