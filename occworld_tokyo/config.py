@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from occworld_tokyo.errors import UserError
-from occworld_tokyo.settings import SECTIONS, SETTINGS
+from occworld_tokyo.settings import MODEL_SIZES, SECTIONS, SETTINGS
 
 
 class ConfigError(UserError, ValueError):
@@ -198,14 +198,99 @@ def validate_config(cfg: dict[str, Any], source: str = "config") -> dict[str, An
                 if sub not in allowed:
                     hint = _closest(sub, allowed)
                     raise ConfigError(f"{source}: unknown key '{key}.{sub}'{hint}; known keys of {key}: {sorted(allowed)}")
-    for st in SETTINGS:
+    for st in (*SETTINGS, *MODEL_SIZES):
         value = get_dotted(cfg, st.key, default=_MISSING)
         if value is _MISSING:
             continue
         problem = st.check(value)
         if problem:
             raise ConfigError(f"{source}: {st.key} = {value!r} {problem}" + (f" ({st.doc})" if st.doc else ""))
+    check_relations(cfg, source)
     return cfg
+
+
+def check_relations(cfg: dict[str, Any], source: str = "config") -> None:
+    """Settings whose allowed range depends on another setting (each value alone is in its own range: see
+    validate_config). Unset values count at their defaults. A ConfigError names both keys and the fix."""
+    from occworld_tokyo import labels
+
+    full = with_defaults(cfg)
+
+    def refuse(text: str) -> None:
+        raise ConfigError(f"{source}: {text}")
+
+    num_classes, free_index = full["num_classes"], full["free_index"]
+    if free_index >= num_classes:
+        refuse(f"free_index = {free_index} must be below num_classes = {num_classes} (label ids are "
+               f"0..num_classes-1; the Tokyo label table has free = {labels.FREE})")
+    if num_classes < labels.NUM_CLASSES:
+        refuse(f"num_classes = {num_classes} is smaller than the data's label table ({labels.NUM_CLASSES} labels, "
+               f"occworld_tokyo/labels.py): set num_classes = {labels.NUM_CLASSES}")
+    model = full["model"]
+    if model.get("type") == "TransVQVAE":
+        if full["future_frames"] < 1:
+            refuse(f"future_frames = {full['future_frames']} must be >= 1 for the world model (model.type "
+                   "'TransVQVAE' forecasts the future frames; only the tokenizer, model.type 'VAERes2D', uses 0)")
+        vae, tr = model.get("vae"), model.get("transformer")
+        if isinstance(vae, dict) and isinstance(tr, dict):
+            embed, e_dim, heads = tr.get("embed_dim"), vae.get("e_dim"), tr.get("num_heads")
+            if embed is not None and e_dim is not None and embed != e_dim:
+                refuse(f"model.transformer.embed_dim = {embed} must equal model.vae.e_dim = {e_dim} (the "
+                       "transformer reads the quantized latents)")
+            if embed is not None and heads is not None and embed % heads:
+                refuse(f"model.transformer.num_heads = {heads} must divide model.transformer.embed_dim = {embed}")
+            frames, window = tr.get("num_frames"), full["history_frames"] + full["future_frames"]
+            if frames is not None and frames < window:
+                refuse(f"model.transformer.num_frames = {frames} must be at least history_frames + future_frames "
+                       f"= {window} (temporal embeddings = input frames + 1); leave it unset to take that")
+            pose_out = (model.get("pose_encoder") or {}).get("out_channels")
+            if embed is not None and pose_out is not None and pose_out != embed:
+                refuse(f"model.pose_encoder.out_channels = {pose_out} must equal model.transformer.embed_dim = "
+                       f"{embed} (pose features join the scene tokens)")
+        if model.get("pose_mode", "state") == "state":
+            from occworld_tokyo.dataset.poses import POSE_DIM
+
+            for key in ("pose_encoder.in_channels", "pose_decoder.out_channels"):
+                value = get_dotted(model, key)
+                if value is not None and value != POSE_DIM:
+                    refuse(f"model.{key} = {value} must be {POSE_DIM}: pose_mode 'state' poses have {POSE_DIM} "
+                           "numbers per frame (dataset/poses.py)")
+    if full["lr_config"]["min_lr"] > full["optimizer"]["lr"]:
+        refuse(f"lr_config.min_lr = {full['lr_config']['min_lr']!r} must not exceed optimizer.lr = "
+               f"{full['optimizer']['lr']!r} (the cosine schedule falls from lr to min_lr)")
+    ev = full["evaluation"]
+    if ev["fill_copy"] is not None and ev["voxel_copy"] is None:
+        refuse(f"evaluation.fill_copy = {ev['fill_copy']!r} needs evaluation.voxel_copy (it fills where the "
+               "voxel copy's warp does not reach): set evaluation.voxel_copy too, or fill_copy = None")
+    data = full["data"]
+    from occworld_tokyo.sessions.layout import AGENT_TYPES
+
+    unknown = [a for a in data["agent_types"] or [] if a not in AGENT_TYPES]
+    if unknown or data["agent_types"] is not None and not data["agent_types"]:
+        refuse(f"data.agent_types = {data['agent_types']!r}: each must be one of {list(AGENT_TYPES)} (or None "
+               "for all)")
+    if data["val_root"] is not None and Path(data["val_root"]).resolve() == Path(full["data_root"]).resolve():
+        refuse(f"data.val_root = {data['val_root']!r} is data_root itself: validation would score the training "
+               "sessions; name another folder, or None to split data_root by session")
+
+
+def check_compile(cfg: dict[str, Any], source: str = "config") -> None:
+    """With compile.enabled, compile.backend must be a backend this torch knows (a run checks it before any work;
+    a stored config is not, as it may come from another installation)."""
+    comp = with_defaults(cfg)["compile"]
+    if comp["enabled"]:
+        known = compile_backends()
+        if comp["backend"] not in known:
+            hint = _closest(comp["backend"], known)
+            raise ConfigError(f"{source}: compile.backend = {comp['backend']!r} is not a torch.compile backend{hint}; "
+                              f"this torch knows {known} (or set compile.enabled = False)")
+
+
+def compile_backends() -> list[str]:
+    """The backend names torch.compile accepts here (torch._dynamo.list_backends, debug ones included)."""
+    import torch._dynamo
+
+    return sorted(torch._dynamo.list_backends(exclude_tags=()))
 
 
 _MISSING = object()
@@ -237,7 +322,11 @@ def get_dotted(cfg: dict[str, Any], dotted: str, default: Any = None) -> Any:
 
 
 def _schema_knows(keys: list[str]) -> bool:
-    """Whether KNOWN_KEYS lists this (one- or two-level) setting, so --cfg-options may set it when absent."""
+    """Whether KNOWN_KEYS lists this (one- or two-level) setting, or settings.MODEL_SIZES this model size (or its
+    section), so --cfg-options may set it when absent."""
+    dotted = ".".join(keys)
+    if any(s.key == dotted or s.key.startswith(dotted + ".") for s in MODEL_SIZES):
+        return True
     if len(keys) == 1:
         return keys[0] in KNOWN_KEYS
     if len(keys) == 2:

@@ -4,7 +4,9 @@ A config file sets values; this table says which keys exist, what each may hold 
 `config.validate_config` refuses an unknown key (naming the closest known one) and any value outside its
 declared range (naming the key, the value and the range); `config.with_defaults` fills the unset ones, so the
 training code reads `cfg[...]` and never carries a default of its own. The `model` section is the model's
-(config/_base_/model_tokyo.py, checked by the model builder); only its guide keys are declared here.
+(config/_base_/model_tokyo.py, checked by the model builder); its guide keys are declared here, and its sizes in
+MODEL_SIZES (range-checked when set, never defaulted). Ranges that depend on another setting (free_index <
+num_classes, future_frames >= 1 for the world model, ...) are `config.check_relations`.
 
 Units: lengths in metres, rates per iteration, `lr` per step.
 """
@@ -19,7 +21,8 @@ from typing import Any
 @dataclass(frozen=True)
 class Setting:
     key: str                      # dotted: 'data.samples_per_gpu'
-    kind: str                     # int | float | bool | str | choice | range6 | voxel3 | pair | floats | list | any
+    kind: str                     # int | float | bool | str | choice | range6 | voxel3 | pair | floats | ints | list
+                                  # | any
     default: Any
     lo: float = -math.inf         # inclusive bounds for int / float
     hi: float = math.inf
@@ -28,6 +31,7 @@ class Setting:
     choices: tuple = ()
     optional: bool = False        # None allowed
     doc: str = ""
+    length: int = 0               # ints: exactly this many (0: any number, at least one)
 
     def check(self, value: Any) -> str | None:
         """None when the value is allowed, else what is wrong with it."""
@@ -56,6 +60,12 @@ class Setting:
             ok = isinstance(value, (list, tuple)) and _numbers(value, len(value)) and len(value) > 0 \
                 and len(set(value)) == len(value) and all(self._in_range(float(v)) for v in value)
             return None if ok else f"must be a non-empty list of different numbers in {self._range_text()}"
+        if kind == "ints":
+            ok = isinstance(value, (list, tuple)) and len(value) > 0 \
+                and (not self.length or len(value) == self.length) \
+                and all(isinstance(v, int) and not isinstance(v, bool) and self._in_range(float(v)) for v in value)
+            count = f"{self.length} whole numbers" if self.length else "a non-empty list of whole numbers"
+            return None if ok else f"must be {count} in {self._range_text()}"
         if kind == "int" and (not isinstance(value, int) or isinstance(value, bool)):
             return "must be an integer"
         if kind == "float" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
@@ -137,7 +147,8 @@ SETTINGS: tuple[Setting, ...] = (
       doc="VPQ matching IoU thresholds, each scored (0.5 FIERY, 0.2 Cam4DOcc); the first is the headline"),
     S("evaluation.visibility", "choice", "camera", choices=(None, "camera", "lidar"), optional=True,
       doc="mask_<visibility> of the data: metrics also over the voxels it marks visible (None: all voxels only)"),
-    S("evaluation.agent_box", "list", None, optional=True, doc="ego box for collisions (m; None: metrics default)"),
+    S("evaluation.agent_box", "voxel3", None, optional=True,
+      doc="ego box for collisions: length, width, height (m; None: metrics default)"),
     # hand-made methods scored beside the model (evaluation/hand_made.py), never part of the model's own row
     S("evaluation.voxel_copy", "float", None, lo=0.0, optional=True,
       doc="method world_model_plan+voxel_copy: logit for the ego-warped last frame's class where it reaches"),
@@ -153,6 +164,39 @@ SETTINGS: tuple[Setting, ...] = (
     S("deterministic", "bool", True),
     S("load_from", "str", "pretrained/occworld/latest.pth", optional=True),
     S("tokenizer_checkpoint", "str", None, optional=True, doc="None: <work-dir>/tokenizer/best.pth"),
+)
+
+# The sizes of the model section (config/_base_/model_tokyo.py): checked when a config sets them, never filled in
+# (the model builder's own defaults stand). A size of 0 builds a model that fails at its first step.
+MODEL_SIZES: tuple[Setting, ...] = (
+    S("model.vae.grid_size", "ints", None, lo=1, hi=10_000, length=3, doc="voxels X, Y, Z of the tokenizer"),
+    S("model.vae.expansion", "int", None, lo=1, hi=1024, doc="class embedding width"),
+    S("model.vae.ch", "int", None, lo=1, hi=65_536, doc="base channels"),
+    S("model.vae.ch_mult", "ints", None, lo=1, hi=1024, doc="channel multiplier per level"),
+    S("model.vae.num_res_blocks", "int", None, lo=0, hi=100),
+    S("model.vae.attn_resolutions", "list", None),
+    S("model.vae.dropout", "float", None, lo=0.0, hi=1.0, open_hi=True),
+    S("model.vae.z_channels", "int", None, lo=1, hi=65_536),
+    S("model.vae.n_e", "int", None, lo=1, hi=10_000_000, doc="codebook size"),
+    S("model.vae.e_dim", "int", None, lo=1, hi=65_536, doc="codebook vector width"),
+    S("model.vae.beta", "float", None, lo=0.0, hi=1000.0, doc="commitment weight"),
+    S("model.transformer.num_layers", "int", None, lo=1, hi=100),
+    S("model.transformer.temporal_attn_layers", "int", None, lo=0, hi=1000),
+    S("model.transformer.pose_attn_layers", "int", None, lo=0, hi=1000),
+    S("model.transformer.embed_dim", "int", None, lo=1, hi=65_536, doc="must equal model.vae.e_dim"),
+    S("model.transformer.num_heads", "int", None, lo=1, hi=1024, doc="must divide model.transformer.embed_dim"),
+    S("model.transformer.num_frames", "int", None, lo=2, hi=10_000,
+      doc="temporal embeddings = input frames + 1 (default history_frames + future_frames)"),
+    S("model.transformer.mlp_ratio", "float", None, lo=0.0, hi=1000.0, open_lo=True),
+    S("model.transformer.dropout", "float", None, lo=0.0, hi=1.0, open_hi=True),
+    S("model.pose_encoder.in_channels", "int", None, lo=1, hi=65_536, doc="13 for pose_mode 'state'"),
+    S("model.pose_encoder.hidden_channels", "int", None, lo=1, hi=65_536),
+    S("model.pose_encoder.out_channels", "int", None, lo=1, hi=65_536),
+    S("model.pose_encoder.num_layers", "int", None, lo=1, hi=100),
+    S("model.pose_decoder.hidden_channels", "int", None, lo=1, hi=65_536),
+    S("model.pose_decoder.out_channels", "int", None, lo=1, hi=65_536, doc="13 for pose_mode 'state'"),
+    S("model.pose_decoder.num_layers", "int", None, lo=1, hi=100),
+    S("model.pose_decoder.num_modes", "int", None, lo=1, hi=1000),
 )
 del S
 

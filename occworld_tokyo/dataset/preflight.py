@@ -6,7 +6,9 @@ Per frame: the npz opens, holds the keys the run reads (`occupancy`; `instances`
 the visibility masks when the config asks for them and the session has them), each array has the stored
 grid's shape (meta.json `grid`: (200, 200, 121), or (200, 200, 16) for `--grid occ3d`) and its dtype (uint8 / int32 / bool), every label id is in the label table
 (0..NUM_CLASSES-1); the pose JSON has the schema of docs/data_format.md (position x, y, z in m; orientation
-a unit quaternion x, y, z, w; velocity.linear m/s and velocity.angular rad/s, each x, y, z), all finite.
+a unit quaternion x, y, z, w; velocity.linear m/s and velocity.angular rad/s, each x, y, z), all finite and within
+the ranges of `sessions.validate` (a position of 1e300 m is a damaged file, not a place). meta.json is checked
+when the session is found (`dataset.sessions.read_session`: whole n_frames, positive finite rate_hz, UTF-8).
 Every array of every frame (all members of the npz, also those this run does not read) is decompressed in full,
 which checks its CRC-32: a damaged byte anywhere stops the run here, naming the file, never mid-epoch. The frames
 are checked in threads (zlib releases the GIL; about 0.07 s per frame with sensors on one core).
@@ -14,8 +16,6 @@ are checked in threads (zlib releases the GIL; about 0.07 s per frame with senso
 
 from __future__ import annotations
 
-import json
-import math
 import time
 import zipfile
 import zlib
@@ -27,6 +27,7 @@ import numpy as np
 from occworld_tokyo import labels
 from occworld_tokyo.dataset.sessions import DataError, SessionInfo
 from occworld_tokyo.sessions import layout
+from occworld_tokyo.sessions.validate import pose_value_problem, read_json
 
 STORED_SHAPE = (200, 200, 121)
 ARRAY_DTYPES = {"occupancy": np.uint8, "instances": np.int32, "mask_lidar": np.bool_, "mask_camera": np.bool_}
@@ -83,36 +84,13 @@ def check_occupancy_file(path: Path, keys: tuple[str, ...], shape: tuple[int, ..
     return None
 
 
-def _xyz(node, keys: str = "xyz") -> bool:
-    return isinstance(node, dict) and all(isinstance(node.get(k), (int, float)) and not isinstance(node.get(k), bool)
-                                          and math.isfinite(node[k]) for k in keys)
-
-
 def check_pose_file(path: Path) -> str | None:
-    """What is wrong with one frame's pose JSON for training, or None."""
+    """What is wrong with one frame's pose JSON for training (its numbers finite and in range, naming the field:
+    `sessions.validate.pose_value_problem`), or None."""
     if not path.is_file():
         return "missing"
-    try:
-        pose = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return f"unreadable JSON ({exc})"
-    if not isinstance(pose, dict):
-        return "not a JSON object"
-    if not _xyz(pose.get("position")):
-        return "field 'position' needs finite numbers x, y, z"
-    if not _xyz(pose.get("orientation"), "xyzw"):
-        return "field 'orientation' needs finite numbers x, y, z, w"
-    norm = math.sqrt(sum(pose["orientation"][k] ** 2 for k in "xyzw"))
-    if abs(norm - 1.0) > 1e-3:
-        return f"field 'orientation' is not a unit quaternion (norm {norm:.4f})"
-    vel = pose.get("velocity")
-    for key in ("linear", "angular"):
-        if not isinstance(vel, dict) or not _xyz(vel.get(key)):
-            return f"field 'velocity.{key}' needs finite numbers x, y, z"
-    g = pose.get("ground_height", 0.0)
-    if not isinstance(g, (int, float)) or not math.isfinite(g):
-        return "field 'ground_height' must be a finite number"
-    return None
+    pose, problem = read_json(path)
+    return problem or pose_value_problem(pose)
 
 
 def frame_problems(session: SessionInfo, i: int, keys: tuple[str, ...]) -> list[str]:

@@ -6,7 +6,6 @@ These helpers only read; they never modify the data.
 
 from __future__ import annotations
 
-import json
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import numpy as np
 from occworld_tokyo.errors import UserError
 from occworld_tokyo.grid import DEFAULT_GRID, GridSpec
 from occworld_tokyo.sessions import layout
+from occworld_tokyo.sessions.validate import DEFAULT_RATE_HZ, meta_problem, pose_value_problem, read_json
 
 
 class DataError(UserError):
@@ -37,16 +37,18 @@ class SessionInfo:
 def read_session(path: Path) -> SessionInfo:
     """Meta data of one session folder, checked against the files present."""
     path = Path(path)
+    meta, problem = read_json(path / "meta.json")
+    problem = problem or meta_problem(meta)
+    if problem:
+        raise DataError(f"{path / 'meta.json'}: {problem}; regenerate this session (python "
+                        f"scripts/plateau_to_occworld.py --output {path.parent}) or move it out of the data folder "
+                        f"(`occworld-tokyo validate {path.parent}` lists every problem)")
+    n = meta["n_frames"]
     try:
-        meta = json.loads((path / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path / 'meta.json'}: cannot read ({exc})") from exc
-    try:
-        n = int(meta.get("n_frames", 0))
         grid = GridSpec.from_dict(meta["grid"]) if "grid" in meta else DEFAULT_GRID
         shape = tuple(meta["grid"].get("shape", grid.shape)) if "grid" in meta else grid.shape
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise DataError(f"{path / 'meta.json'}: fields n_frames / grid unreadable ({exc}); regenerate this "
+        raise DataError(f"{path / 'meta.json'}: field grid unreadable ({exc}); regenerate this "
                         "session") from exc
     if shape != grid.shape:
         raise DataError(f"{path / 'meta.json'}: grid shape {shape} does not match its ranges and voxel size "
@@ -61,8 +63,8 @@ def read_session(path: Path) -> SessionInfo:
     except (OSError, zipfile.BadZipFile) as exc:
         raise DataError(f"{layout.occupancy_path(path, 0)}: unreadable ({exc}); delete {path} and regenerate "
                         "it") from exc
-    return SessionInfo(path=path, name=path.name, agent_type=str(meta.get("agent_type", path.name.split("_")[0])),
-                       n_frames=n, rate_hz=float(meta.get("rate_hz", 2.0)),
+    return SessionInfo(path=path, name=path.name, agent_type=meta.get("agent_type", path.name.split("_")[0]),
+                       n_frames=n, rate_hz=float(meta.get("rate_hz", DEFAULT_RATE_HZ)),
                        has_masks={"mask_lidar.npy", "mask_camera.npy"} <= names, grid=grid)
 
 
@@ -116,12 +118,12 @@ def read_occupancy(session: Path, frame: int, keys: tuple[str, ...] = ("occupanc
 
 
 def read_pose(session: Path, frame: int) -> dict:
+    """One frame's pose JSON, its numbers checked (`sessions.validate.pose_value_problem`): a DataError naming
+    the file and the field otherwise."""
     path = layout.pose_path(session, frame)
-    try:
-        pose = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: unreadable ({type(exc).__name__}: {exc}); delete {Path(session)} and regenerate "
-                        "it, or move it out of the data folder") from exc
-    if not isinstance(pose, dict):
-        raise DataError(f"{path}: not a JSON object; delete {Path(session)} and regenerate it")
+    pose, problem = read_json(path)
+    problem = problem or pose_value_problem(pose)
+    if problem:
+        raise DataError(f"{path}: {problem}; delete {Path(session)} and regenerate it, or move it out of the data "
+                        f"folder (`occworld-tokyo validate {Path(session).parent}` lists every problem)")
     return pose

@@ -20,6 +20,120 @@ from PIL import Image
 from occworld_tokyo import labels
 from occworld_tokyo.sessions import layout
 
+# Ranges of the numbers a session stores (docs/data_format.md), checked wherever a meta.json or pose JSON is read
+# (`validate`, the training's data check, `dataset.read_session`): a value outside them is a damaged or hand-edited
+# file, named with its field, never a traceback or NaN mid-run. Positions are city-local metres (a PLATEAU city's
+# plane-rectangular extent is a few hundred km); speeds cover any drone or vehicle; a session holds at most
+# MAX_FRAMES frames.
+MAX_FRAMES = 10_000_000
+MAX_RATE_HZ = 1000.0
+DEFAULT_RATE_HZ = 2.0  # meta.json without rate_hz (docs/data_format.md)
+MAX_POSITION_M = 1.0e6
+MAX_GROUND_M = 1.0e4
+MAX_SPEED_M_S = 1000.0
+MAX_TURN_RAD_S = 100.0
+MAX_TIMESTAMP_S = 1.0e10  # seconds since the session start (docs/data_format.md); also covers Unix seconds
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def read_json(path: Path):
+    """(the parsed JSON, None) or (None, what is wrong): unreadable, not UTF-8, not JSON (NaN / Infinity refused)."""
+    def refuse(name: str):
+        raise ValueError(f"{name} is not a JSON number")
+
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"), parse_constant=refuse), None
+    except OSError as exc:
+        return None, f"unreadable ({exc})"
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (byte {exc.start}: {exc.reason})"
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except ValueError as exc:  # JSONDecodeError, NaN / Infinity
+        return None, f"not valid JSON ({exc})"
+
+
+def meta_problem(meta) -> str | None:
+    """What is wrong with the fields of a session's meta.json that reading it uses, naming the field; or None.
+    `n_frames` a whole number in 1..MAX_FRAMES, `rate_hz` a finite number in (0, MAX_RATE_HZ], `agent_type` a
+    non-empty string (both when present: reading takes 2 Hz and the folder name's prefix otherwise; `validate`
+    requires them), `grid` (when present) finite ranges with min < max and voxel sizes > 0 whose `shape` agrees."""
+    if not isinstance(meta, dict):
+        return "not a JSON object"
+    n = meta.get("n_frames")
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_FRAMES:
+        return f"field 'n_frames' = {_short(n)} must be a whole number in 1..{MAX_FRAMES}"
+    rate = meta.get("rate_hz", DEFAULT_RATE_HZ)
+    if not _number(rate) or not 0 < rate <= MAX_RATE_HZ:
+        return f"field 'rate_hz' = {_short(rate)} must be a number in (0, {MAX_RATE_HZ:g}] (frames per second)"
+    agent = meta.get("agent_type", "drone")
+    if not isinstance(agent, str) or not agent:
+        return f"field 'agent_type' = {_short(agent)} must be a non-empty string (drone / rover)"
+    if "grid" not in meta:
+        return None
+    grid = meta["grid"]
+    if not isinstance(grid, dict):
+        return f"field 'grid' = {_short(grid)} must be an object"
+    for key in ("x_range", "y_range", "z_range"):
+        r = grid.get(key)
+        if not (isinstance(r, list) and len(r) == 2 and all(map(_number, r)) and r[0] < r[1]):
+            return f"field 'grid.{key}' = {_short(r)} must be [min, max] with finite numbers, min < max (m)"
+    v = grid.get("voxel_size")
+    if not (isinstance(v, list) and len(v) == 3 and all(map(_number, v)) and min(v) > 0):
+        return f"field 'grid.voxel_size' = {_short(v)} must be 3 finite numbers > 0 (m)"
+    level = grid.get("ground_level", 1)
+    if not isinstance(level, int) or isinstance(level, bool) or level < 0:
+        return f"field 'grid.ground_level' = {_short(level)} must be a whole number >= 0"
+    shape = grid.get("shape")
+    if shape is not None and not (isinstance(shape, list) and len(shape) == 3
+                                  and all(isinstance(k, int) and not isinstance(k, bool) and k > 0 for k in shape)):
+        return f"field 'grid.shape' = {_short(shape)} must be 3 whole numbers > 0"
+    return None
+
+
+_POSE_LIMITS = (("position", "xyz", MAX_POSITION_M, "m"), ("orientation", "xyzw", math.inf, ""),
+                ("velocity.linear", "xyz", MAX_SPEED_M_S, "m/s"), ("velocity.angular", "xyz", MAX_TURN_RAD_S, "rad/s"))
+
+
+def pose_value_problem(pose) -> str | None:
+    """What is wrong with the numbers of one pose JSON (docs/data_format.md), naming the field; or None. Each of
+    position x, y, z, orientation x, y, z, w (a unit quaternion), velocity.linear / velocity.angular x, y, z,
+    ground_height and timestamp (when present) a finite number within the ranges above."""
+    if not isinstance(pose, dict):
+        return "not a JSON object"
+    for dotted, keys, limit, unit in _POSE_LIMITS:
+        node = pose
+        for part in dotted.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            return f"field '{dotted}' must be an object with numbers {', '.join(keys)}"
+        for k in keys:
+            v = node.get(k)
+            if not _number(v):
+                return f"field '{dotted}.{k}' = {_short(v)} must be a finite number"
+            if abs(v) > limit:  # orientation: no bound of its own, the unit norm below bounds it
+                return f"field '{dotted}.{k}' = {v:g} is outside -{limit:g}..{limit:g} {unit}"
+    norm = math.sqrt(sum(pose["orientation"][k] ** 2 for k in "xyzw"))
+    if abs(norm - 1.0) > 1e-3:
+        return f"field 'orientation' is not a unit quaternion (norm {norm:.4f})"
+    for key, limit in (("ground_height", MAX_GROUND_M), ("timestamp", MAX_TIMESTAMP_S)):
+        if key in pose:
+            v = pose[key]
+            if not _number(v):
+                return f"field '{key}' = {_short(v)} must be a finite number"
+            if abs(v) > limit:
+                return f"field '{key}' = {v:g} is outside -{limit:g}..{limit:g}"
+    return None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 POSE_SCHEMA = {
     "timestamp": None, "frame": None, "agent_type": None, "ground_height": None,
     "position": ("x", "y", "z"), "orientation": ("x", "y", "z", "w"),
@@ -43,33 +157,25 @@ class SessionCheck:
 
 
 def _check_pose(check: SessionCheck, path: Path, i: int, agent: str) -> float | None:
-    try:
-        pose = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        check.problem(path, f"unreadable pose JSON ({exc})")
+    pose, unreadable = read_json(path)
+    if unreadable:
+        check.problem(path, unreadable)
         return None
-    for key, sub in POSE_SCHEMA.items():
+    if not isinstance(pose, dict):
+        check.problem(path, "pose JSON is not a JSON object")
+        return None
+    for key in POSE_SCHEMA:
         if key not in pose:
             check.problem(path, f"missing field '{key}'")
             return None
-        if sub and not all(isinstance(pose[key].get(k), (int, float)) for k in sub):
-            check.problem(path, f"field '{key}' must have numeric {', '.join(sub)}")
-            return None
-    vel = pose.get("velocity", {})
-    for key in VELOCITY_KEYS:
-        if not isinstance(vel.get(key), dict) or not all(isinstance(vel[key].get(k), (int, float)) for k in "xyz"):
-            check.problem(path, f"missing or non-numeric field 'velocity.{key}.{{x,y,z}}'")
-            return None
+    problem = pose_value_problem(pose)  # also velocity.linear / velocity.angular
+    if problem:
+        check.problem(path, problem)
+        return None
     if pose["frame"] != i:
-        check.problem(path, f"field 'frame' is {pose['frame']}, expected {i}")
+        check.problem(path, f"field 'frame' is {_short(pose['frame'])}, expected {i}")
     if pose["agent_type"] != agent:
-        check.problem(path, f"field 'agent_type' is {pose['agent_type']!r}, meta.json says {agent!r}")
-    q = np.array([pose["orientation"][k] for k in "xyzw"], dtype=float)
-    if abs(np.linalg.norm(q) - 1.0) > 1e-3:
-        check.problem(path, f"field 'orientation' is not a unit quaternion (norm {np.linalg.norm(q):.4f})")
-    values = [pose["timestamp"], pose["ground_height"], *pose["position"].values(), *q]
-    if not all(math.isfinite(v) for v in values):
-        check.problem(path, "non-finite value")
+        check.problem(path, f"field 'agent_type' is {_short(pose['agent_type'])}, meta.json says {agent!r}")
     return float(pose["timestamp"])
 
 
@@ -126,21 +232,26 @@ ANNOTATION_KEYS = ("id", "class", "center", "size", "yaw", "velocity")
 
 
 def _check_annotations(check: SessionCheck, path: Path, i: int) -> None:
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        check.problem(path, f"unreadable annotations JSON ({exc})")
+    record, unreadable = read_json(path)
+    if unreadable:
+        check.problem(path, f"annotations JSON {unreadable}")
         return
-    if record.get("frame") != i or not isinstance(record.get("objects"), list):
+    if not isinstance(record, dict) or record.get("frame") != i or not isinstance(record.get("objects"), list):
         check.problem(path, "annotations need 'frame' (this frame's index) and an 'objects' list")
         return
     for obj in record["objects"]:
+        if not isinstance(obj, dict):
+            check.problem(path, f"annotation object {_short(obj)} is not a JSON object")
+            return
         missing = [k for k in ANNOTATION_KEYS if k not in obj]
         if missing:
-            check.problem(path, f"annotation object {obj.get('id')} misses field(s) {missing}")
+            check.problem(path, f"annotation object {_short(obj.get('id'))} misses field(s) {missing}")
             return
-        if len(obj["center"]) != 3 or len(obj["size"]) != 3 or min(obj["size"]) <= 0:
-            check.problem(path, f"annotation object {obj['id']}: 'center' and 'size' need 3 values, sizes > 0")
+        center, size = obj["center"], obj["size"]
+        if not (isinstance(center, list) and len(center) == 3 and all(map(_number, center))
+                and isinstance(size, list) and len(size) == 3 and all(map(_number, size)) and min(size) > 0):
+            check.problem(path, f"annotation object {_short(obj['id'])}: 'center' and 'size' need 3 finite numbers, "
+                                "sizes > 0")
             return
     check.annotated_objects += len(record["objects"])
 
@@ -150,8 +261,13 @@ def _check_sensors(check: SessionCheck, session: Path, i: int) -> None:
     if not lp.is_file():
         check.problem(lp, "missing lidar file")
     else:
-        pts = np.load(lp)
-        if pts.ndim != 2 or pts.shape[1] != 4 or pts.dtype != np.float32:
+        try:
+            pts = np.load(lp, allow_pickle=False)
+        except READ_ERRORS as exc:
+            pts = f"unreadable lidar file ({exc})"
+        if not isinstance(pts, np.ndarray):
+            check.problem(lp, pts if isinstance(pts, str) else "lidar file is not one .npy array")
+        elif pts.ndim != 2 or pts.shape[1] != 4 or pts.dtype != np.float32:
             check.problem(lp, f"lidar must be float32 (N, 4), got {pts.dtype} {pts.shape}")
         elif not np.isfinite(pts).all():
             check.problem(lp, "lidar has non-finite values")
@@ -171,17 +287,21 @@ def _check_sensors(check: SessionCheck, session: Path, i: int) -> None:
 
 def check_session(session: Path) -> SessionCheck:
     check = SessionCheck(session)
-    try:
-        meta = json.loads((session / "meta.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        check.problem(session / "meta.json", f"unreadable ({exc})")
+    meta, unreadable = read_json(session / "meta.json")
+    if unreadable:
+        check.problem(session / "meta.json", unreadable)
         return check
     for key in ("agent_type", "n_frames", "rate_hz", "grid", "labels"):
-        if key not in meta:
+        if not isinstance(meta, dict) or key not in meta:
             check.problem(session / "meta.json", f"missing field '{key}'")
     if check.problems:
         return check
-    n, rate, agent = int(meta["n_frames"]), float(meta["rate_hz"]), meta["agent_type"]
+    problem = meta_problem(meta) or (None if isinstance(meta["grid"].get("shape"), list)
+                                     else "missing field 'grid.shape'")
+    if problem:
+        check.problem(session / "meta.json", f"{problem}; regenerate this session")
+        return check
+    n, rate, agent = meta["n_frames"], float(meta["rate_hz"]), meta["agent_type"]
     shape = tuple(meta["grid"]["shape"])
     sensors = bool(meta.get("sensors"))
     occ_files = sorted((session / "occupancy").glob("*_occupancy.npz"))

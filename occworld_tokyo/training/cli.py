@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from occworld_tokyo.config import (ConfigError, load_config, merge_options, share_declared_once, validate_config,
-                                   with_defaults)
+from occworld_tokyo.config import (ConfigError, check_compile, load_config, merge_options, share_declared_once,
+                                   validate_config, with_defaults)
 from occworld_tokyo.errors import UserError
 
 DEFAULT_CONFIG = "config/finetune_tokyo.py"
@@ -69,6 +69,7 @@ def resolve_config(args: argparse.Namespace) -> dict[str, Any]:
                 "optimizer", "max_epochs"):
         if key not in cfg:
             raise ConfigError(f"{args.config}: required key {key!r} is missing")
+    check_compile(cfg, source=str(args.config))
     return with_defaults(cfg)
 
 

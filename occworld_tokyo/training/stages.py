@@ -168,6 +168,9 @@ class WorldModelStage(Stage):
 
     def check_consistency(self, cfg, selection_shape, model):
         super().check_consistency(cfg, selection_shape, model)
+        if int(cfg["future_frames"]) < 1:  # config.check_relations refuses it first; a model built otherwise too
+            raise ConfigError(f"future_frames = {cfg['future_frames']} must be >= 1 for the world model (stage 2 "
+                              "forecasts the future frames)")
         for key in ("history_frames", "future_frames"):
             if int(cfg[key]) != int(getattr(model, key)):
                 raise ConfigError(f"{key} = {cfg[key]} (data) but the model was built with {key} = "
