@@ -21,7 +21,9 @@ def test_main_job_tiny(tmp_path, capsys):
         assert row in report  # the guide's expected metrics, next to this run's values
     metrics = json.loads((out / "report" / "metrics.json").read_text())
     forecast = metrics["world_model_stage"]["forecast"]
-    assert set(forecast) == {"world_model", "world_model_plan", "copy_last", "ego_warp", "ego_warp_fill"}  # both modes
+    assert set(forecast) == {"world_model", "world_model_plan", "copy_last", "ego_warp", "ego_warp_fill",  # both modes
+                             "world_model_plan+voxel_copy", "world_model+unseen_prior"}  # + the hand-made ones
+    assert "| world_model_plan+voxel_copy |" in report  # scored under its own name, never as the model
     assert set(metrics["world_model_stage"]["forecast_visible"]) == set(forecast)
     assert set(metrics["world_model_stage"]["vpq"]["ego_warp"]["by_threshold"]) == {"0.5", "0.2"}
     assert metrics["forecast_comparison"]["comparisons"]
