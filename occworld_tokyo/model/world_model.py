@@ -262,10 +262,12 @@ class TransVQVAE(nn.Module):
         tokens, codes, _ = self._tokenize(occ_hist)
         out = self._rollout_tokens(tokens, codes, poses_hist.float(), n_future, future_commands, plan)
         if warp is not None and plan is not None and self.gated:
-            out["occ_ungated"] = self.vae.decode_indices(out["codes"])
-            out["occ"] = torch.stack([self.plan.gate(self.vae.decode_latents(self.vae.vqvae.lookup(out["codes"][:, i])),
-                                                     warp["warped"][:, i], warp["valid"][:, i], warp["same"]).argmax(1)
-                                      for i in range(n_future)], dim=1)
+            gated, ungated = [], []
+            for i in range(n_future):  # one decoding per frame serves both the decoder's and the gated forecast
+                logits = self.vae.decode_latents(self.vae.vqvae.lookup(out["codes"][:, i]))
+                ungated.append(logits.argmax(1))
+                gated.append(self.plan.gate(logits, warp["warped"][:, i], warp["valid"][:, i], warp["same"]).argmax(1))
+            out["occ"], out["occ_ungated"] = torch.stack(gated, dim=1), torch.stack(ungated, dim=1)
         else:
             out["occ"] = self.vae.decode_indices(out["codes"])
         return out
