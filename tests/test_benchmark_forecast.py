@@ -69,3 +69,23 @@ def test_rows_are_flat_and_beats_needs_the_worst_seed():
     assert "beats at its worst seed on mIoU 1s, mIoU 2s, mIoU 3s; does not on IoU 1s" in text  # 0.35 > 0.3
     worse = rows_of(_metrics(0.5), "test", 0) + rows_of(_metrics(0.25), "test", 1)             # seed 1 below
     assert "vs ego_warp: beats at its worst seed on nothing" in "\n".join(summary_table(worse))
+
+
+def test_world_options_name_each_seeds_own_checkpoint_and_epochs_override(tmp_path, monkeypatch):
+    """A gate trained alone on each seed's world model: '{seed}' in --world-options becomes the seed, and
+    --world-epochs replaces the profile's epochs of the world-model stage only."""
+    import occworld_tokyo.training.cli as train_cli
+    from occworld_tokyo.reports.benchmark import main, train_seed
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(train_cli, "main", lambda argv: calls.append(argv) or 0)
+    folders = {s: tmp_path / "data" / s for s in ("train", "val", "test")}
+    prof = PROFILES["smoke"]
+    for seed in (1, 2):
+        train_seed(tmp_path, prof, folders, seed, ["load_from=/runs/seed{seed}/best.pth"], world_epochs=5)
+    world = [a for a in calls if "load_from=/runs/seed1/best.pth" in a or "load_from=/runs/seed2/best.pth" in a]
+    assert len(world) == 2 and "load_from=/runs/seed2/best.pth" in world[1]
+    assert all(a[a.index("--epochs") + 1] == "5" for a in world)
+    tokenizer = [a for a in calls if a not in world]
+    assert tokenizer and all(a[a.index("--epochs") + 1] == str(prof.tokenizer_epochs) for a in tokenizer)
+    assert main(["--profile", "smoke", "--out", str(tmp_path / "b"), "--world-epochs", "0"]) == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from occworld_tokyo.labels import BUILDING, TERRAIN, VEHICLE
@@ -90,3 +91,57 @@ def test_gate_is_trained_in_the_world_model_loss_and_used_along_a_plan():
     # the untrained gate weighs decoder, warp and same-place equally: where warp and same agree it takes them
     agree = warp["warped"] == warp["same"][:, None]
     assert float((gated["occ"][agree] == warp["warped"][agree]).float().mean()) > 0.99
+
+
+def test_class_balanced_gate_loss_counts_every_class_once():
+    """balance='class': the mean over the target's classes of each class's mean NLL (hand-computed), so a rare
+    class weighs as much as free space; 'voxel' is the plain mean."""
+    gate = VoxelGate(3, balance="class")
+    target = torch.tensor([0, 0, 0, 1]).view(1, 4, 1, 1)
+    probs = torch.tensor([[0.5, 0.25, 0.25], [0.5, 0.25, 0.25], [0.5, 0.25, 0.25], [0.5, 0.25, 0.25]])
+    logp = probs.log().T.reshape(1, 3, 4, 1, 1)
+    nll0, nll1 = -math.log(0.5), -math.log(0.25)
+    assert math.isclose(float(gate.nll(logp, target)), (nll0 + nll1) / 2, rel_tol=1e-6)
+    assert math.isclose(float(VoxelGate(3).nll(logp, target)), (3 * nll0 + nll1) / 4, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="balance must be 'voxel' or 'class'"):
+        VoxelGate(3, balance="pixel")
+
+
+def test_gate_trains_alone_on_a_frozen_world_model():
+    """freeze_transformer + freeze_pose (+ the frozen tokenizer): the gate's weights are the only ones the optimizer
+    gets and the only ones the loss reaches, so a finished world model's forecast is unchanged by training it."""
+    model = build_model(tiny_model_config(grid_size=(32, 32, 8), freeze_transformer=True, freeze_pose=True, plan=dict(
+        enabled=True, point_cloud_range=PCR, gate=dict(hidden_channels=8, balance="class"))))
+    gate_ids = {id(p) for p in model.plan.gate.parameters()}
+    assert {id(p) for p in model.trainable_parameters()} == gate_ids
+    g = torch.Generator().manual_seed(3)
+    occ = torch.randint(0, C, (2, 4, 32, 32, 8), generator=g)
+    poses = torch.zeros(2, 4, 13)
+    poses[..., 6] = 1.0
+    warp = {"warped": occ[:, 2:].clone(), "valid": torch.ones(2, 2, 32, 32, 8, dtype=torch.bool), "same": occ[:, 1]}
+    model.train()
+    assert model.plan.gate.training and not model.transformer.training
+    model.forward_train(occ, poses, warp=warp)["loss"].backward()
+    touched = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert touched and all(n.startswith("plan.gate.") for n in touched)
+
+
+def test_gate_context_lets_a_voxel_see_its_neighbours():
+    """context=1: changing one voxel's inputs changes its neighbours' output, and only within one voxel (3x3x3);
+    context=0 keeps the gate per voxel."""
+    torch.manual_seed(0)
+    for context, reach in ((0, 0), (1, 1)):
+        gate = VoxelGate(C, hidden_channels=8, context=context)
+        for layer in (gate.mix, gate.own):  # past the zero start, as after training
+            torch.nn.init.normal_(layer.weight)
+        logits = torch.randn(1, C, 8, 8, 4)
+        warped = torch.randint(0, C, (1, 8, 8, 4))
+        valid = torch.ones(1, 8, 8, 4, dtype=torch.bool)
+        a = gate(logits, warped, valid, warped)
+        logits2 = logits.clone()
+        logits2[0, 3, 4, 4, 2] += 5.0
+        changed = (gate(logits2, warped, valid, warped) - a).abs().sum(1)[0] > 1e-6
+        idx = changed.nonzero()
+        assert bool(changed[4, 4, 2]) and int((idx - torch.tensor([4, 4, 2])).abs().max()) == reach
+    with pytest.raises(ValueError, match="context"):
+        VoxelGate(C, context=9)

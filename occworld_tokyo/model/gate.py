@@ -17,7 +17,15 @@ zero: an untrained gate weighs the sources equally (close to `ego_warp_fill` whe
 It is trained in the world model's loss (`TransVQVAE.forward_train`: the negative log-likelihood of the gated
 forecast of one future frame per window, from the rollout along the true path) and so learns where the warped
 frame is right (static structure), where it is wrong (a mover's old place) and what the cells entering the view
-hold. 1x1x1 convolutions: per voxel, no spatial context.
+hold. 1x1x1 convolutions (per voxel, no spatial context), unless `context` > 0: that many residual 3x3x3
+convolutions on the hidden features, so each voxel's weights also see its neighbours' (a mover's edge, a wall
+behind).
+
+`balance` picks what the loss averages (`VoxelGate.nll`): 'voxel' (every voxel counts once: mostly free space and
+ground) or 'class' (the mean over the classes present in the target frame of each class's mean NLL: every class
+counts once, as in mIoU). Since the gate's loss reaches no weight of the world model (its inputs are detached),
+the gate can also be trained alone on a finished world model (`model.freeze_transformer` and `model.freeze_pose`:
+only the gate's weights train; docs/training.md, "The gate trained alone").
 
 Frames: every grid is the ego grid of its forecast frame (X forward, Y left, Z up); labels are class ids.
 """
@@ -37,15 +45,23 @@ def one_hot(labels: Tensor, num_classes: int, where: Tensor | None = None) -> Te
 
 
 class VoxelGate(nn.Module):
-    def __init__(self, num_classes: int, hidden_channels: int = 16, loss_weight: float = 1.0, **unused):
+    def __init__(self, num_classes: int, hidden_channels: int = 16, loss_weight: float = 1.0, balance: str = "voxel",
+                 context: int = 0, **unused):
         super().__init__()
         if unused:
-            raise TypeError(f"model.plan.gate: unknown keys {sorted(unused)} (known: hidden_channels, loss_weight)")
+            raise TypeError(f"model.plan.gate: unknown keys {sorted(unused)} (known: hidden_channels, loss_weight, "
+                            "balance, context)")
+        if int(context) != context or not 0 <= int(context) <= 4:
+            raise ValueError(f"model.plan.gate.context must be a whole number of 3x3x3 layers, 0..4 (got {context!r})")
         if not float(loss_weight) > 0.0:
             raise ValueError(f"model.plan.gate.loss_weight must be > 0 (got {loss_weight!r})")
+        if balance not in ("voxel", "class"):
+            raise ValueError(f"model.plan.gate.balance must be 'voxel' or 'class' (got {balance!r})")
         c = int(num_classes)
-        self.num_classes, self.loss_weight = c, float(loss_weight)
+        self.num_classes, self.loss_weight, self.balance = c, float(loss_weight), balance
         self.hidden = nn.Conv3d(3 * c + 1, int(hidden_channels), 1)
+        self.context = nn.ModuleList(nn.Conv3d(int(hidden_channels), int(hidden_channels), 3, padding=1)
+                                     for _ in range(int(context)))
         self.mix = nn.Conv3d(int(hidden_channels), 4, 1)   # decoder, warped last frame, same place, own
         self.own = nn.Conv3d(int(hidden_channels), c, 1)
         for layer in (self.mix, self.own):
@@ -59,9 +75,26 @@ class VoxelGate(nn.Module):
         probs = logits.float().softmax(1)
         w, s = one_hot(warped, c, valid), one_hot(same, c)
         h = F.relu(self.hidden(torch.cat([probs, w, s, valid[:, None].float()], dim=1)))
+        for layer in self.context:
+            h = h + F.relu(layer(h))
         mix = self.mix(h)
         mix = torch.cat([mix[:, :1], mix[:, 1:2].masked_fill(~valid[:, None], float("-inf")), mix[:, 2:]], dim=1)
         weight = mix.softmax(1)
         p = (weight[:, :1] * probs + weight[:, 1:2] * w + weight[:, 2:3] * s
              + weight[:, 3:] * self.own(h).softmax(1))
         return torch.log(p.clamp_min(1e-6))
+
+    def nll(self, log_probs: Tensor, target: Tensor) -> Tensor:
+        """log_probs (B, C, X, Y, Z) of `forward`, target (B, X, Y, Z) class ids -> the scalar loss `balance` names:
+        'voxel' the mean NLL over voxels; 'class' the mean over the classes present in target of the mean NLL of
+        that class's voxels."""
+        target = target.long()
+        if self.balance == "voxel":
+            return F.nll_loss(log_probs, target)
+        per_voxel = F.nll_loss(log_probs, target, reduction="none").flatten()
+        labels = target.flatten().clamp(0, self.num_classes - 1)
+        sums = torch.zeros(self.num_classes, dtype=per_voxel.dtype, device=per_voxel.device).index_add_(
+            0, labels, per_voxel)
+        counts = torch.bincount(labels, minlength=self.num_classes)
+        present = counts > 0
+        return (sums[present] / counts[present]).mean()

@@ -77,9 +77,13 @@ class TransVQVAE(nn.Module):
         for module in self._frozen_modules():
             module.requires_grad_(False)
             module.eval()
+        if self.gated:  # the gate is never frozen: frozen transformer and pose = the gate trained alone
+            self.plan.gate.requires_grad_(True)
 
     # -- freezing ------------------------------------------------------------------------------------------
     def _frozen_modules(self) -> list[nn.Module]:
+        """The frozen parts. `freeze_transformer` covers the plan conditioning too, except its learned gate
+        (model/gate.py), which always trains: with the transformer and the pose parts frozen the gate trains alone."""
         frozen: list[nn.Module] = []
         if self.freeze_vae:
             frozen.append(self.vae)
@@ -96,11 +100,15 @@ class TransVQVAE(nn.Module):
         super().train(mode)
         for module in self._frozen_modules():
             module.eval()
+        if self.gated:
+            self.plan.gate.train(mode)
         return self
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """Parameters of the non-frozen parts (what the optimizer should get)."""
         frozen = {id(p) for m in self._frozen_modules() for p in m.parameters()}
+        if self.gated:
+            frozen -= {id(p) for p in self.plan.gate.parameters()}
         return [p for p in self.parameters() if id(p) not in frozen and p.requires_grad]
 
     # -- pieces --------------------------------------------------------------------------------------------
@@ -184,7 +192,7 @@ class TransVQVAE(nn.Module):
             i = int(torch.randint(n, (1,)))
             logits = self.vae.decode_latents(self.vae.vqvae.lookup(roll["codes"][:, i]))
         gated = self.plan.gate(logits, warp["warped"][:, i], warp["valid"][:, i], warp["same"])
-        return F.nll_loss(gated, occ[:, H + i].long())
+        return self.plan.gate.nll(gated, occ[:, H + i])
 
     def forward_train_codes(self, codes: Tensor, poses: Tensor) -> dict[str, Tensor]:
         """Same step from precomputed code indices (B, F, h, w) (e.g. `vae.encode(occ)[1]` cached once per frame

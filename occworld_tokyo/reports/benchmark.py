@@ -126,11 +126,15 @@ def make_data(out: Path, profile: Profile, real: list[str] | None, workers: int)
 
 
 def train_seed(out: Path, profile: Profile, folders: dict[str, Path], seed: int, world_options: list[str],
-               reuse: Path | None = None) -> Path:
+               reuse: Path | None = None, world_epochs: int | None = None) -> Path:
     """Both stages on train, validated on val -> the seed's best.pth (chosen on val); a stage whose best.pth and
     metrics exist is kept. `reuse`: an earlier run's folder whose tokenizer of this seed is used when it has one;
-    `world_options`: --cfg-options of the world-model stage (a variant, e.g. model.plan.gate=...)."""
+    `world_options`: --cfg-options of the world-model stage (a variant, e.g. model.plan.gate=...), '{seed}' in them
+    replaced by the seed (e.g. load_from=DIR/runs/seed{seed}/best.pth: the gate trained alone on each seed's world
+    model)."""
     from occworld_tokyo.training.cli import main as train_main
+
+    world_options = [o.replace("{seed}", str(seed)) for o in world_options]
 
     ckpt = out / "runs" / f"seed{seed}"
     common = ["--seed", str(seed), "--cfg-options", f"data_root={folders['train']}", f"data.val_root={folders['val']}",
@@ -139,7 +143,8 @@ def train_seed(out: Path, profile: Profile, folders: dict[str, Path], seed: int,
     if reuse and (reuse / "runs" / f"seed{seed}" / "tokenizer" / "best.pth").is_file():
         tokenizer = reuse / "runs" / f"seed{seed}" / "tokenizer"
     stages = [(profile.tokenizer_config, tokenizer, profile.tokenizer_epochs, []),
-              (profile.world_config, ckpt, profile.world_epochs, [f"tokenizer_checkpoint={tokenizer / 'best.pth'}",
+              (profile.world_config, ckpt, world_epochs or profile.world_epochs,
+               [f"tokenizer_checkpoint={tokenizer / 'best.pth'}",
                                                                    *world_options])]
     for cfg, work, epochs, extra in stages:
         if (work / "best.pth").is_file() and (work / "metrics").is_dir():
@@ -286,9 +291,10 @@ def headline_table(rows: list[dict[str, Any]], split: str, agent: str = "all") -
 
 def run_benchmark(profile_name: str, out: Path, real: list[str] | None, seeds: list[int], workers: int,
                   profile: Profile | None = None, world_options: list[str] | None = None,
-                  reuse: Path | None = None) -> Path:
+                  reuse: Path | None = None, world_epochs: int | None = None) -> Path:
     """The whole benchmark (module docstring); `profile` overrides PROFILES[profile_name] (tests); `reuse`: the data
-    and tokenizers of an earlier run (`--reuse`), `world_options` a world-model variant (`--world-options`)."""
+    and tokenizers of an earlier run (`--reuse`), `world_options` a world-model variant (`--world-options`),
+    `world_epochs` its epochs (`--world-epochs`; default: the profile's)."""
     profile = profile or PROFILES[profile_name]
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -308,7 +314,7 @@ def run_benchmark(profile_name: str, out: Path, real: list[str] | None, seeds: l
     runs = []
     for seed in seeds:
         t = _stage(f"2/3 seed {seed}: train on train, choose on val")
-        best = train_seed(out, profile, folders, seed, list(world_options or []), reuse)
+        best = train_seed(out, profile, folders, seed, list(world_options or []), reuse, world_epochs)
         timings[f"train_seed{seed}_s"] = time.perf_counter() - t
         t = _stage(f"3/3 seed {seed}: score once on " + ", ".join(s for s in folders if s != "train"))
         for split in (s for s in folders if s != "train"):
@@ -327,7 +333,7 @@ def run_benchmark(profile_name: str, out: Path, real: list[str] | None, seeds: l
           f"Area split of a {profile.city_km} x {profile.city_km} km sample city ({', '.join(f'{s}: {len(v)} squares' for s, v in area_split(profile.city_km).items())})"
           + (f"; real test tiles: {', '.join(real)}" if real else "") + f"; seeds {seeds}; checkpoints {runs}.",
           f"Configs {profile.tokenizer_config} + {profile.world_config}, {profile.tokenizer_epochs} + "
-          f"{profile.world_epochs} epochs" + (f", world model with {' '.join(world_options)}" if world_options else "")
+          f"{world_epochs or profile.world_epochs} epochs" + (f", world model with {' '.join(world_options)}" if world_options else "")
           + (f", data and tokenizers of {reuse}" if reuse else "") + ". Times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), "",
           "\"Beats\" is said only where the method's worst seed is above the other's best seed.", "",
           "## Headline", "", *[line for split in sorted({r["split"] for r in rows}) if split != "val"
@@ -348,15 +354,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="data generation processes")
     p.add_argument("--world-options", nargs="+", default=[], metavar="KEY=VALUE",
                    help="--cfg-options of the world-model stage: a variant (e.g. model.plan.gate=\"{'hidden_channels': 16}\")")
+    p.add_argument("--world-epochs", type=int, default=None, metavar="N",
+                   help="epochs of the world-model stage (default: the profile's), e.g. a gate trained alone")
     p.add_argument("--reuse", type=Path, default=None,
                    help="an earlier benchmark-forecast folder: its data, and its tokenizers where it has them")
     args = p.parse_args(argv)
     if len(set(args.seeds)) < len(args.seeds) or any(s < 0 for s in args.seeds):
         print(f"error: --seeds must be distinct whole numbers >= 0 (got {args.seeds})", file=sys.stderr)
         return 2
+    if args.world_epochs is not None and args.world_epochs < 1:
+        print(f"error: --world-epochs must be >= 1 (got {args.world_epochs})", file=sys.stderr)
+        return 2
     try:
         path = run_benchmark(args.profile, args.out, args.real, args.seeds, args.workers,
-                             world_options=args.world_options, reuse=args.reuse)
+                             world_options=args.world_options, reuse=args.reuse, world_epochs=args.world_epochs)
     except (RuntimeError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
