@@ -85,3 +85,21 @@ def test_method_names_follow_the_evaluation_config():
     assert method_names(cfg, True) == ["world_model_plan+voxel_copy", "world_model+unseen_prior"]
     assert method_names(cfg, False) == ["world_model+unseen_prior"]
     assert method_names(dict(voxel_copy=None, unseen_class_logit=None), True) == []
+
+
+def test_hand_made_methods_from_the_rollouts_logits_equal_a_second_decoding():
+    """The evaluation decodes each forecast frame once: `rollout(keep_logits=True)` keeps the decoder's logits, its
+    'occ' is their argmax (as without them), and the priors added to them give what decoding the codes again gives."""
+    model = _model()
+    occ, poses = _history()
+    plan = torch.stack([_pose(x=3.2), _pose(x=6.4, y=1.6, yaw=0.3)])[None]
+    kept = model.rollout(occ, poses, 2, plan=plan, keep_logits=True)
+    plain = model.rollout(occ, poses, 2, plan=plan)
+    assert torch.equal(kept["occ"], plain["occ"]) and kept["logits"].shape[:3] == (1, 2, model.vae.num_classes)
+    filled, _, valid = _warp(occ[0, -1].numpy(), plan[0])
+    args = dict(warped=torch.from_numpy(filled)[None], valid=torch.from_numpy(valid)[None], voxel_copy=3.0,
+                fill_copy=1.0, unseen_class_logit=2.0)
+    assert torch.equal(decode_with_priors(model, None, occ, logits=kept["logits"], **args),
+                       decode_with_priors(model, plain["codes"], occ, **args))
+    with pytest.raises(ValueError, match="codes or their decoded logits"):
+        decode_with_priors(model, None, occ)

@@ -68,9 +68,12 @@ def forecast_methods(model, occ_hist: Tensor, poses: Tensor, ego: np.ndarray, gr
         gate = {"warped": warped, "valid": valid, "same": occ_hist[:, -1].long()}
     elif getattr(model, "gated", False):
         raise ValueError("a gated model reads the warped last frame, and this grid's warp cannot be computed")
-    with precision.autocast():
-        roll = model.rollout(occ_hist, poses[:, :H], F)
-        roll_plan = model.rollout(occ_hist, poses[:, :H], F, plan=poses[:, H:], warp=gate) if plan_mode else None
+    hand_made = method_names(eval_cfg, plan_mode)
+    copy_on_plan = "world_model_plan+voxel_copy" in hand_made and with_warp
+    with precision.autocast():  # the hand-made methods reuse the rollouts' decoded logits (one decoding per frame)
+        roll = model.rollout(occ_hist, poses[:, :H], F, keep_logits="world_model+unseen_prior" in hand_made)
+        roll_plan = model.rollout(occ_hist, poses[:, :H], F, plan=poses[:, H:], warp=gate,
+                                  keep_logits=copy_on_plan) if plan_mode else None
     preds = {"world_model": roll["occ"].long()}
     if roll_plan is not None:
         preds["world_model_plan"] = roll_plan["occ"].long()
@@ -79,13 +82,12 @@ def forecast_methods(model, occ_hist: Tensor, poses: Tensor, ego: np.ndarray, gr
     preds["copy_last"] = copy_last_frame(occ_hist, F).long()
     if with_warp:
         preds["ego_warp"], preds["ego_warp_fill"] = gate["warped"], filled
-    hand_made = method_names(eval_cfg, plan_mode)
-    with precision.autocast():
-        if "world_model_plan+voxel_copy" in hand_made and with_warp:
-            preds["world_model_plan+voxel_copy"] = decode_with_priors(
-                model, roll_plan["codes"], occ_hist, warped=filled, valid=valid, voxel_copy=eval_cfg["voxel_copy"],
-                fill_copy=eval_cfg.get("fill_copy"), unseen_class_logit=eval_cfg.get("unseen_class_logit")).long()
-        if "world_model+unseen_prior" in hand_made:
-            preds["world_model+unseen_prior"] = decode_with_priors(
-                model, roll["codes"], occ_hist, unseen_class_logit=eval_cfg["unseen_class_logit"]).long()
+    if copy_on_plan:
+        preds["world_model_plan+voxel_copy"] = decode_with_priors(
+            model, None, occ_hist, logits=roll_plan.pop("logits"), warped=filled, valid=valid,
+            voxel_copy=eval_cfg["voxel_copy"], fill_copy=eval_cfg.get("fill_copy"),
+            unseen_class_logit=eval_cfg.get("unseen_class_logit")).long()
+    if "world_model+unseen_prior" in hand_made:
+        preds["world_model+unseen_prior"] = decode_with_priors(
+            model, None, occ_hist, logits=roll.pop("logits"), unseen_class_logit=eval_cfg["unseen_class_logit"]).long()
     return preds, roll

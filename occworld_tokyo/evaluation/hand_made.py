@@ -29,28 +29,32 @@ def unseen_penalty(occ_hist: Tensor, num_classes: int, logit: float) -> Tensor:
     return (~seen).float()[:, :, None, None, None] * -float(logit)
 
 
-def decode_with_priors(model, codes: Tensor, occ_hist: Tensor, *, warped: Tensor | None = None,
+def decode_with_priors(model, codes: Tensor | None, occ_hist: Tensor, *, warped: Tensor | None = None,
                        valid: Tensor | None = None, voxel_copy: float | None = None, fill_copy: float | None = None,
-                       unseen_class_logit: float | None = None) -> Tensor:
+                       unseen_class_logit: float | None = None, logits: Tensor | None = None) -> Tensor:
     """Predicted codes (B, n, h, w) of a world model -> labels (B, n, X, Y, Z), the decoder's class logits plus the
-    module docstring's priors. `warped` (B, n, X, Y, Z): `ego_warp_fill` of the last history frame into each
-    forecast frame (labels), `valid` (B, n, X, Y, Z) bool: where `ego_warp` reached (True) or the fill put the
-    last frame's own voxel (False); both needed with voxel_copy."""
+    module docstring's priors. `logits` (B, n, C, X, Y, Z): those decoded logits already at hand (a rollout's
+    `keep_logits`), used instead of decoding `codes` again. `warped` (B, n, X, Y, Z): `ego_warp_fill` of the last
+    history frame into each forecast frame (labels), `valid` (B, n, X, Y, Z) bool: where `ego_warp` reached (True)
+    or the fill put the last frame's own voxel (False); both needed with voxel_copy."""
+    if codes is None and logits is None:
+        raise ValueError("decode_with_priors needs the predicted codes or their decoded logits")
     if voxel_copy is not None and (warped is None or valid is None):
         raise ValueError("voxel_copy needs the warped last frame and its validity mask (ego_warp_fill, ego_warp)")
     penalty = None if unseen_class_logit is None else unseen_penalty(occ_hist, model.vae.num_classes,
                                                                      unseen_class_logit)
     frames = []
-    for i in range(codes.shape[1]):
-        logits = model.vae.decode_latents(model.vae.vqvae.lookup(codes[:, i])).float()
+    for i in range(codes.shape[1] if logits is None else logits.shape[1]):
+        frame = (model.vae.decode_latents(model.vae.vqvae.lookup(codes[:, i])) if logits is None
+                 else logits[:, i]).float()
         if penalty is not None:
-            logits = logits + penalty.to(logits.device)
+            frame = frame + penalty.to(frame.device)
         if voxel_copy is not None:
-            ok = valid[:, i].to(logits.device)
-            weight = torch.where(ok, torch.full_like(ok, float(voxel_copy), dtype=logits.dtype),
-                                 torch.full_like(ok, float(fill_copy or 0.0), dtype=logits.dtype))
-            logits = logits.scatter_add(1, warped[:, i].to(logits.device).long()[:, None], weight[:, None])
-        frames.append(logits.argmax(1))
+            ok = valid[:, i].to(frame.device)
+            weight = torch.where(ok, torch.full_like(ok, float(voxel_copy), dtype=frame.dtype),
+                                 torch.full_like(ok, float(fill_copy or 0.0), dtype=frame.dtype))
+            frame = frame.scatter_add(1, warped[:, i].to(frame.device).long()[:, None], weight[:, None])
+        frames.append(frame.argmax(1))
     return torch.stack(frames, dim=1)
 
 

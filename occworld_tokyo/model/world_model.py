@@ -245,7 +245,7 @@ class TransVQVAE(nn.Module):
     @torch.no_grad()
     def rollout(self, occ_hist: Tensor, poses_hist: Tensor, n_future: int | None = None,
                 future_commands: Tensor | None = None, plan: Tensor | None = None,
-                warp: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+                warp: dict[str, Tensor] | None = None, keep_logits: bool = False) -> dict[str, Tensor]:
         """Autoregressive forecast. occ_hist (B, H, X, Y, Z), poses_hist (B, H, pose_dim) (history frames,
         relative to the last one) -> {'occ': (B, n, X, Y, Z) labels, 'poses': (B, n, pose_dim), 'codes':
         (B, n, h, w), 'code_logits': (B, n, n_codes, h, w), 'pose_decoded': (B, n, modes, D)} with
@@ -255,7 +255,9 @@ class TransVQVAE(nn.Module):
         planned poses of the predicted frames (relative to the current frame, like poses_hist); needs a
         plan-conditioned model; they condition the scene and are returned as 'poses'. `warp` (a model with
         `plan.gate`, along a plan): the last history frame moved along the plan ({'warped', 'valid'} (B, n, X, Y, Z),
-        'same' (B, X, Y, Z); `gate_inputs`): 'occ' is then the gated forecast and 'occ_ungated' the decoder's."""
+        'same' (B, X, Y, Z); `gate_inputs`): 'occ' is then the gated forecast and 'occ_ungated' the decoder's.
+        `keep_logits`: also 'logits' (B, n, C, X, Y, Z) float32, the decoder's class logits of each forecast frame (what
+        the hand-made methods add their priors to, so they need no second decoding; B*n*C*X*Y*Z floats of memory)."""
         n_future = self.future_frames if n_future is None else int(n_future)
         if future_commands is not None and (self.pose_mode != "nuscenes" or future_commands.shape[1] < n_future):
             raise ValueError("future_commands: nuscenes pose mode only, one (3,) one-hot per predicted frame")
@@ -269,13 +271,22 @@ class TransVQVAE(nn.Module):
             plan = plan.float()
         tokens, codes, _ = self._tokenize(occ_hist)
         out = self._rollout_tokens(tokens, codes, poses_hist.float(), n_future, future_commands, plan)
-        if warp is not None and plan is not None and self.gated:
-            gated, ungated = [], []
-            for i in range(n_future):  # one decoding per frame serves both the decoder's and the gated forecast
+        gate = warp is not None and plan is not None and self.gated
+        if gate or keep_logits:
+            gated, ungated, kept = [], [], []
+            for i in range(n_future):  # one decoding per frame serves the decoder's, the gated forecast and logits
                 logits = self.vae.decode_latents(self.vae.vqvae.lookup(out["codes"][:, i]))
                 ungated.append(logits.argmax(1))
-                gated.append(self.plan.gate(logits, warp["warped"][:, i], warp["valid"][:, i], warp["same"]).argmax(1))
-            out["occ"], out["occ_ungated"] = torch.stack(gated, dim=1), torch.stack(ungated, dim=1)
+                if gate:
+                    gated.append(self.plan.gate(logits, warp["warped"][:, i], warp["valid"][:, i],
+                                                warp["same"]).argmax(1))
+                if keep_logits:
+                    kept.append(logits.float())
+            out["occ"] = torch.stack(gated if gate else ungated, dim=1)
+            if gate:
+                out["occ_ungated"] = torch.stack(ungated, dim=1)
+            if keep_logits:
+                out["logits"] = torch.stack(kept, dim=1)
         else:
             out["occ"] = self.vae.decode_indices(out["codes"])
         return out
