@@ -145,3 +145,34 @@ def test_gate_context_lets_a_voxel_see_its_neighbours():
         assert bool(changed[4, 4, 2]) and int((idx - torch.tensor([4, 4, 2])).abs().max()) == reach
     with pytest.raises(ValueError, match="context"):
         VoxelGate(C, context=9)
+
+
+def test_visible_weight_adds_the_loss_over_the_camera_visible_voxels():
+    """visible_weight w: loss = all-voxel loss + w x the same loss over the visible voxels alone (hand-computed);
+    without the masks it is refused, naming the setting; a frame with no visible voxel adds nothing."""
+    target = torch.tensor([0, 0, 0, 1]).view(1, 4, 1, 1)
+    probs = torch.tensor([[0.5, 0.25, 0.25], [0.8, 0.1, 0.1], [0.5, 0.25, 0.25], [0.5, 0.25, 0.25]])
+    logp = probs.log().T.reshape(1, 3, 4, 1, 1)
+    visible = torch.tensor([False, True, False, True]).view(1, 4, 1, 1)
+    nll = [-math.log(0.5), -math.log(0.8), -math.log(0.5), -math.log(0.25)]
+    gate = VoxelGate(3, visible_weight=2.0)
+    assert math.isclose(float(gate.nll(logp, target, visible)), sum(nll) / 4 + 2.0 * (nll[1] + nll[3]) / 2,
+                        rel_tol=1e-6)
+    assert math.isclose(float(gate.nll(logp, target, torch.zeros_like(visible))), sum(nll) / 4, rel_tol=1e-6)
+    with pytest.raises(ValueError, match="evaluation.visibility"):
+        gate.nll(logp, target)
+    with pytest.raises(ValueError, match="visible_weight"):
+        VoxelGate(3, visible_weight=-1.0)
+
+
+def test_a_gate_with_visible_weight_needs_visibility_in_the_config():
+    from occworld_tokyo.config import ConfigError
+    from occworld_tokyo.training.stages import stage_for
+
+    model = build_model(tiny_model_config(grid_size=(32, 32, 8), plan=dict(
+        enabled=True, point_cloud_range=PCR, gate=dict(hidden_channels=8, visible_weight=1.0))))
+    stage = stage_for(model)
+    assert stage.train_visibility(model, {"evaluation": {"visibility": "camera"}}) == "camera"
+    with pytest.raises(ConfigError, match="visible_weight"):
+        stage.train_visibility(model, {"evaluation": {"visibility": None}})
+    assert stage.train_visibility(_gated_model(), {"evaluation": {"visibility": None}}) is None

@@ -81,8 +81,9 @@ def given_split(train: list[SessionInfo], val: list[SessionInfo], train_root, va
     return Split([SessionPart(s, 0, s.n_frames) for s in train], [SessionPart(s, 0, s.n_frames) for s in val], note)
 
 
-def build_datasets(cfg: dict, with_instances_val: bool = True) -> DataBundle:
-    """Sessions -> split -> train and val window datasets, as the (resolved: config.with_defaults) config says."""
+def build_datasets(cfg: dict, with_instances_val: bool = True, train_visibility: str | None = None) -> DataBundle:
+    """Sessions -> split -> train and val window datasets, as the (resolved: config.with_defaults) config says.
+    `train_visibility` (e.g. 'camera'): the training windows carry that mask too ('visible')."""
     data = cfg["data"]
     sessions = find_sessions(cfg["data_root"], data["agent_types"])
     hist, fut = int(cfg["history_frames"]), int(cfg["future_frames"])
@@ -111,7 +112,8 @@ def build_datasets(cfg: dict, with_instances_val: bool = True) -> DataBundle:
         no_mask = [s.name for s in sessions if not s.has_masks]
         notes.append(f"{len(no_mask)} session(s) have no visibility masks (generated without sensors): "
                      f"treated as all-visible: {no_mask[:5]}")
-    train = OccWindowDataset(split.train, hist, fut, selection, stride=int(data["window_stride"]))
+    train = OccWindowDataset(split.train, hist, fut, selection, stride=int(data["window_stride"]),
+                             visibility=train_visibility)
     val = OccWindowDataset(split.val, hist, fut, selection, stride=int(data["val_window_stride"]),
                            with_instances=with_instances_val, visibility=visibility)
     if len(train) == 0 or len(val) == 0:

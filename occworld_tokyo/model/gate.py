@@ -23,7 +23,9 @@ behind).
 
 `balance` picks what the loss averages (`VoxelGate.nll`): 'voxel' (every voxel counts once: mostly free space and
 ground) or 'class' (the mean over the classes present in the target frame of each class's mean NLL: every class
-counts once, as in mIoU). Since the gate's loss reaches no weight of the world model (its inputs are detached),
+counts once, as in mIoU). `visible_weight` w > 0 adds w x the same loss over the camera-visible voxels of the target
+frame alone (the voxel set Occ3D scores first: surfaces the camera sees, a few % of the grid, which the all-voxel
+loss barely weighs); training then reads the sessions' masks (`evaluation.visibility`). Since the gate's loss reaches no weight of the world model (its inputs are detached),
 the gate can also be trained alone on a finished world model (`model.freeze_transformer` and `model.freeze_pose`:
 only the gate's weights train; docs/training.md, "The gate trained alone").
 
@@ -46,11 +48,13 @@ def one_hot(labels: Tensor, num_classes: int, where: Tensor | None = None) -> Te
 
 class VoxelGate(nn.Module):
     def __init__(self, num_classes: int, hidden_channels: int = 16, loss_weight: float = 1.0, balance: str = "voxel",
-                 context: int = 0, **unused):
+                 context: int = 0, visible_weight: float = 0.0, **unused):
         super().__init__()
         if unused:
             raise TypeError(f"model.plan.gate: unknown keys {sorted(unused)} (known: hidden_channels, loss_weight, "
-                            "balance, context)")
+                            "balance, context, visible_weight)")
+        if not float(visible_weight) >= 0.0:
+            raise ValueError(f"model.plan.gate.visible_weight must be >= 0 (got {visible_weight!r})")
         if int(context) != context or not 0 <= int(context) <= 4:
             raise ValueError(f"model.plan.gate.context must be a whole number of 3x3x3 layers, 0..4 (got {context!r})")
         if not float(loss_weight) > 0.0:
@@ -59,6 +63,7 @@ class VoxelGate(nn.Module):
             raise ValueError(f"model.plan.gate.balance must be 'voxel' or 'class' (got {balance!r})")
         c = int(num_classes)
         self.num_classes, self.loss_weight, self.balance = c, float(loss_weight), balance
+        self.visible_weight = float(visible_weight)
         self.hidden = nn.Conv3d(3 * c + 1, int(hidden_channels), 1)
         self.context = nn.ModuleList(nn.Conv3d(int(hidden_channels), int(hidden_channels), 3, padding=1)
                                      for _ in range(int(context)))
@@ -84,17 +89,30 @@ class VoxelGate(nn.Module):
              + weight[:, 3:] * self.own(h).softmax(1))
         return torch.log(p.clamp_min(1e-6))
 
-    def nll(self, log_probs: Tensor, target: Tensor) -> Tensor:
+    def nll(self, log_probs: Tensor, target: Tensor, visible: Tensor | None = None) -> Tensor:
         """log_probs (B, C, X, Y, Z) of `forward`, target (B, X, Y, Z) class ids -> the scalar loss `balance` names:
         'voxel' the mean NLL over voxels; 'class' the mean over the classes present in target of the mean NLL of
-        that class's voxels."""
-        target = target.long()
+        that class's voxels; plus, with visible_weight > 0, visible_weight x the same over the voxels `visible`
+        (B, X, Y, Z) bool marks (the camera-visible ones)."""
+        per_voxel = F.nll_loss(log_probs, target.long(), reduction="none")
+        loss = self._reduce(per_voxel, target, None)
+        if self.visible_weight > 0.0:
+            if visible is None:
+                raise ValueError("model.plan.gate.visible_weight > 0 needs the visibility masks of the target frames "
+                                 "(set evaluation.visibility, e.g. 'camera', and generate sessions with sensors)")
+            loss = loss + self.visible_weight * self._reduce(per_voxel, target, visible.to(per_voxel.device))
+        return loss
+
+    def _reduce(self, per_voxel: Tensor, target: Tensor, where: Tensor | None) -> Tensor:
+        nll, labels = per_voxel.flatten(), target.flatten().long().clamp(0, self.num_classes - 1)
+        if where is not None:
+            keep = where.flatten().bool()
+            if not bool(keep.any()):
+                return nll.sum() * 0.0  # no visible voxel in this frame: nothing to add
+            nll, labels = nll[keep], labels[keep]
         if self.balance == "voxel":
-            return F.nll_loss(log_probs, target)
-        per_voxel = F.nll_loss(log_probs, target, reduction="none").flatten()
-        labels = target.flatten().clamp(0, self.num_classes - 1)
-        sums = torch.zeros(self.num_classes, dtype=per_voxel.dtype, device=per_voxel.device).index_add_(
-            0, labels, per_voxel)
+            return nll.mean()
+        sums = torch.zeros(self.num_classes, dtype=nll.dtype, device=nll.device).index_add_(0, labels, nll)
         counts = torch.bincount(labels, minlength=self.num_classes)
         present = counts > 0
         return (sums[present] / counts[present]).mean()

@@ -153,7 +153,8 @@ class TransVQVAE(nn.Module):
         'loss' carries gradient). `codes` (B, F, h, w): occ's code indices through this (frozen) tokenizer, already
         known (training/code_cache.py): occ is then not encoded (`forward_train_codes`). `warp` (a model with
         `plan.gate`): {'warped', 'valid'} (B, future, X, Y, Z) and 'same' (B, X, Y, Z), the last history frame moved
-        into each future frame (`gate_inputs`); the gate's loss is then added (`gate_nll`)."""
+        into each future frame (`gate_inputs`), and 'visible' (B, future, X, Y, Z) bool, the future frames' camera
+        masks, for a gate with visible_weight; the gate's loss is then added (`gate_nll`)."""
         if occ.shape[:2] != poses.shape[:2] or poses.shape[-1] != self.pose_dim:
             raise ValueError(f"occ {tuple(occ.shape)} and poses {tuple(poses.shape)} disagree "
                              f"(expected poses (B, F, {self.pose_dim}))")
@@ -192,7 +193,8 @@ class TransVQVAE(nn.Module):
             i = int(torch.randint(n, (1,)))
             logits = self.vae.decode_latents(self.vae.vqvae.lookup(roll["codes"][:, i]))
         gated = self.plan.gate(logits, warp["warped"][:, i], warp["valid"][:, i], warp["same"])
-        return self.plan.gate.nll(gated, occ[:, H + i])
+        visible = warp.get("visible")
+        return self.plan.gate.nll(gated, occ[:, H + i], None if visible is None else visible[:, i])
 
     def forward_train_codes(self, codes: Tensor, poses: Tensor) -> dict[str, Tensor]:
         """Same step from precomputed code indices (B, F, h, w) (e.g. `vae.encode(occ)[1]` cached once per frame

@@ -37,6 +37,10 @@ class Stage:
         """Per-run state the training steps need (called once, before the first step); `grid` = the data's
         GridSpec."""
 
+    def train_visibility(self, model: torch.nn.Module, cfg: dict) -> str | None:
+        """The visibility mask the training windows must carry (None: none)."""
+        return None
+
     def validate(self, model: torch.nn.Module, loader, **kw) -> tuple[dict, dict, int]:
         """This stage's validation pass (training/evaluate.py): (metrics, example arrays, windows evaluated)."""
         raise NotImplementedError
@@ -156,7 +160,19 @@ class WorldModelStage(Stage):
         from occworld_tokyo.evaluation.forecasts import ego_frames, gate_inputs
 
         warp = gate_inputs(occ[:, :self.history], ego_frames(batch["ego"].numpy()), self.history, self.gate_grid)
+        if "visible" in batch:  # a gate trained on the camera-visible voxels too (train_visibility)
+            warp["visible"] = batch["visible"][:, self.history:].to(device)
         return occ, poses, codes, warp
+
+    def train_visibility(self, model, cfg):
+        gate = model.plan.gate if getattr(model, "gated", False) else None
+        if gate is None or gate.visible_weight <= 0.0:
+            return None
+        visibility = cfg["evaluation"]["visibility"]
+        if not visibility:
+            raise ConfigError("model.plan.gate.visible_weight > 0 trains on the camera-visible voxels: set "
+                              "evaluation.visibility (e.g. 'camera') or visible_weight=0")
+        return visibility
 
     def trainable_params(self, model):
         return list(model.trainable_parameters())

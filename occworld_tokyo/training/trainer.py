@@ -124,7 +124,8 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
     if cfg["data"]["val_root"]:
         sessions += find_sessions(cfg["data"]["val_root"], cfg["data"]["agent_types"])
     LOG.info(check_sessions(sessions, stage.with_instances_val, cfg["evaluation"]["visibility"]))
-    bundle = build_datasets(cfg, with_instances_val=stage.with_instances_val)
+    bundle = build_datasets(cfg, with_instances_val=stage.with_instances_val,
+                            train_visibility=stage.train_visibility(model, cfg))
     for note in bundle.notes:
         LOG.info(note)
     LOG.info(f"{len(bundle.train)} train windows, {len(bundle.val)} val windows "
