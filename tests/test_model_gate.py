@@ -176,3 +176,24 @@ def test_a_gate_with_visible_weight_needs_visibility_in_the_config():
     with pytest.raises(ConfigError, match="visible_weight"):
         stage.train_visibility(model, {"evaluation": {"visibility": None}})
     assert stage.train_visibility(_gated_model(), {"evaluation": {"visibility": None}}) is None
+
+
+def test_gate_positions_let_the_weights_depend_on_the_place():
+    """positions=True: the same inputs at two places of the grid can be weighed differently (edge vs centre);
+    without it every voxel with the same inputs gets the same output."""
+    from occworld_tokyo.model.gate import grid_positions
+
+    pos = grid_positions(2, (4, 3, 2), torch.device("cpu"))
+    assert pos.shape == (2, 3, 4, 3, 2) and float(pos[0, 0, 0, 0, 0]) == -1.0 and float(pos[0, 2, 0, 0, 1]) == 1.0
+    logits = torch.zeros(1, C, 8, 8, 4)
+    logits[:, 3] = 2.0                       # the same decoder output everywhere
+    warped = torch.full((1, 8, 8, 4), 5)
+    valid = torch.ones(1, 8, 8, 4, dtype=torch.bool)
+    for positions in (False, True):
+        torch.manual_seed(1)
+        gate = VoxelGate(C, hidden_channels=8, positions=positions)
+        for layer in (gate.mix, gate.own):
+            torch.nn.init.normal_(layer.weight)
+        out = gate(logits, warped, valid, warped)
+        spread = float((out - out[..., :1, :1, :1]).abs().max())
+        assert (spread > 1e-4) == positions

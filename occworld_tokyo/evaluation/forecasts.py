@@ -50,6 +50,10 @@ def gate_inputs(occ_hist: Tensor, frames: list[list[EgoFrame]], history: int, gr
     """What a gated model (model/gate.py) reads along a plan, from the same warp: {'warped' (B, F, X, Y, Z) labels of
     `ego_warp`, 'valid' (B, F, X, Y, Z) where it reached, 'same' (B, X, Y, Z) the last history frame}."""
     warped, _, valid = baseline_warps(occ_hist, frames, history, grid)
+    return _gate_dict(occ_hist, warped, valid)
+
+
+def _gate_dict(occ_hist: Tensor, warped: Tensor, valid: Tensor) -> dict[str, Tensor]:
     return {"warped": warped, "valid": valid, "same": occ_hist[:, -1].long()}
 
 
@@ -65,7 +69,7 @@ def forecast_methods(model, occ_hist: Tensor, poses: Tensor, ego: np.ndarray, gr
     filled = valid = gate = None
     if with_warp:
         warped, filled, valid = baseline_warps(occ_hist, ego_frames(ego), H, grid)
-        gate = {"warped": warped, "valid": valid, "same": occ_hist[:, -1].long()}
+        gate = _gate_dict(occ_hist, warped, valid)
     elif getattr(model, "gated", False):
         raise ValueError("a gated model reads the warped last frame, and this grid's warp cannot be computed")
     hand_made = method_names(eval_cfg, plan_mode)

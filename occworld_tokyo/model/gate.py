@@ -8,6 +8,7 @@ tokenizer's decoder redraws it from a few hundred codes. The gate learns, per vo
     the warped last frame's class, one-hot, where the warp reaches     (C)
     the last frame's class at the same ego-grid place, one-hot         (C)
     whether the warp reaches                                           (1)
+    with `positions`: the voxel's place in the ego grid, x, y, z each scaled to -1..1   (3)
 
 a mixture per voxel of four sources: p = w_dec * softmax(decoder logits) + w_warp * onehot(warped) + w_same *
 onehot(same) + w_own * softmax(own logits), the weights a softmax of four learned logits (the warp's -inf where
@@ -19,7 +20,9 @@ forecast of one future frame per window, from the rollout along the true path) a
 frame is right (static structure), where it is wrong (a mover's old place) and what the cells entering the view
 hold. 1x1x1 convolutions (per voxel, no spatial context), unless `context` > 0: that many residual 3x3x3
 convolutions on the hidden features, so each voxel's weights also see its neighbours' (a mover's edge, a wall
-behind).
+behind). `positions` lets the weights depend on where the voxel is (the cells entering the view lie at the grid's
+edges, the ground at its lower levels): per voxel alone the gate cannot tell a surface the camera sees at the edge
+(where the last frame at the same place is usually right) from the inside of a block (where the decoder is).
 
 `balance` picks what the loss averages (`VoxelGate.nll`): 'voxel' (every voxel counts once: mostly free space and
 ground) or 'class' (the mean over the classes present in the target frame of each class's mean NLL: every class
@@ -46,13 +49,19 @@ def one_hot(labels: Tensor, num_classes: int, where: Tensor | None = None) -> Te
     return out if where is None else out * where[:, None].float()
 
 
+def grid_positions(batch: int, shape, device) -> Tensor:
+    """(batch, 3, X, Y, Z): each voxel's x, y, z index scaled to -1..1 (the ego grid's axes)."""
+    axes = [torch.linspace(-1.0, 1.0, int(n), device=device) for n in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"))[None].expand(batch, -1, -1, -1, -1)
+
+
 class VoxelGate(nn.Module):
     def __init__(self, num_classes: int, hidden_channels: int = 16, loss_weight: float = 1.0, balance: str = "voxel",
-                 context: int = 0, visible_weight: float = 0.0, **unused):
+                 context: int = 0, visible_weight: float = 0.0, positions: bool = False, **unused):
         super().__init__()
         if unused:
             raise TypeError(f"model.plan.gate: unknown keys {sorted(unused)} (known: hidden_channels, loss_weight, "
-                            "balance, context, visible_weight)")
+                            "balance, context, visible_weight, positions)")
         if not float(visible_weight) >= 0.0:
             raise ValueError(f"model.plan.gate.visible_weight must be >= 0 (got {visible_weight!r})")
         if int(context) != context or not 0 <= int(context) <= 4:
@@ -63,8 +72,8 @@ class VoxelGate(nn.Module):
             raise ValueError(f"model.plan.gate.balance must be 'voxel' or 'class' (got {balance!r})")
         c = int(num_classes)
         self.num_classes, self.loss_weight, self.balance = c, float(loss_weight), balance
-        self.visible_weight = float(visible_weight)
-        self.hidden = nn.Conv3d(3 * c + 1, int(hidden_channels), 1)
+        self.visible_weight, self.positions = float(visible_weight), bool(positions)
+        self.hidden = nn.Conv3d(3 * c + 1 + (3 if self.positions else 0), int(hidden_channels), 1)
         self.context = nn.ModuleList(nn.Conv3d(int(hidden_channels), int(hidden_channels), 3, padding=1)
                                      for _ in range(int(context)))
         self.mix = nn.Conv3d(int(hidden_channels), 4, 1)   # decoder, warped last frame, same place, own
@@ -79,7 +88,10 @@ class VoxelGate(nn.Module):
         c = self.num_classes
         probs = logits.float().softmax(1)
         w, s = one_hot(warped, c, valid), one_hot(same, c)
-        h = F.relu(self.hidden(torch.cat([probs, w, s, valid[:, None].float()], dim=1)))
+        inputs = [probs, w, s, valid[:, None].float()]
+        if self.positions:
+            inputs.append(grid_positions(probs.shape[0], probs.shape[2:], probs.device))
+        h = F.relu(self.hidden(torch.cat(inputs, dim=1)))
         for layer in self.context:
             h = h + F.relu(layer(h))
         mix = self.mix(h)
