@@ -58,7 +58,7 @@ def _first(root: Path) -> Path:
 
 def test_meta_records_the_data_revision(data):
     meta = json.loads((_first(data) / "meta.json").read_text())
-    assert meta["generator"]["revision"] == DATA_REVISION == 4
+    assert meta["generator"]["revision"] == DATA_REVISION == 5
 
 
 def test_rerun_with_the_same_spec_skips(data, city):
@@ -106,7 +106,7 @@ def test_sessions_of_an_older_revision_stop(data, city):
     del meta["generator"]["revision"]  # written before revisions existed = revision 1
     meta_path.write_text(json.dumps(meta))
     before = _digest(data)
-    with pytest.raises(GenerationError, match=r"generator\.revision: existing 1, requested 4"):
+    with pytest.raises(GenerationError, match=rf"generator\.revision: existing 1, requested {DATA_REVISION}"):
         _gen(data, city)
     assert _digest(data) == before
 

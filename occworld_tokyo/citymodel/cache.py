@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import labels as L
 from . import crs as crs_mod
-from .geometry.triangulate import triangulate
+from .problems import triangulate_parsed
 from .mesh import Fill
 from .meshcode import mesh_codes
 from .sources import Source
@@ -69,6 +69,16 @@ class Entry:
     key: str
     folder: Path
     manifest: dict
+
+    def tile_member(self, code: str, key: str) -> np.ndarray:
+        """One array of one tile (e.g. 'label', 'gml_id'), read alone (an npz member is read on access)."""
+        path = self.folder / self.manifest["tiles"][code]["file"]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return z[key]
+        except (OSError, ValueError, KeyError) as exc:
+            raise OSError(f"cache file {path} is unreadable ({exc}); delete the folder {self.folder} (or the whole "
+                          f"cache) and run again to re-read {self.manifest['display']}") from exc
 
     def tile_arrays(self, code: str) -> dict[str, np.ndarray]:
         """The arrays of one tile: triangles (T, 3, 3) float32 file frame, tri_object (T,) int32, label, fill
@@ -139,9 +149,8 @@ def build_entry(source: Source, root: Path, key: str | None = None) -> Entry:
             lat0, lon0 = _file_origin(parsed.crs, parsed.soup.coords)
             manifest["origin"] = [lat0, lon0]
             local = crs_mod.native_to_local(parsed.crs, parsed.soup.coords, lat0, lon0)
-            tris, tri_poly, n_bad = triangulate(parsed.soup.with_coords(local))
-            if n_bad:
-                manifest["skipped"]["degenerate_polygons"] = manifest["skipped"].get("degenerate_polygons", 0) + n_bad
+            tris, tri_poly = triangulate_parsed(parsed, local)  # counts and flags degenerate / self-intersecting
+            manifest["skipped"] = dict(parsed.skipped)
             tri_object = parsed.soup.poly_object[tri_poly].astype(np.int64)
             labels = np.asarray(parsed.labels, dtype=np.uint8)
             fills = np.asarray(parsed.fills, dtype=np.uint8)
@@ -156,6 +165,7 @@ def build_entry(source: Source, root: Path, key: str | None = None) -> Entry:
                     manifest["tiles"][str(code)] = _write_tile(tmp, str(code), tris[codes == code],
                                                                tri_object[codes == code], labels, fills,
                                                                parsed.gml_ids, lat0, lon0)
+        manifest["flagged"] = {k: list(v) for k, v in sorted(parsed.flagged.items())}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True), encoding="utf-8")
         try:
             os.replace(tmp, final)
@@ -187,8 +197,10 @@ def _write_tile(folder: Path, code: str, tris: np.ndarray, tri_object: np.ndarra
     pts = tris.reshape(-1, 3)
     lon, lat = crs_mod.local_to_lonlat(pts[:, 0], pts[:, 1], lat0, lon0)
     lab = labels[objs]
+    ids, counts = np.unique(lab, return_counts=True)
     return {"file": name, "objects": int(len(objs)), "triangles": int(len(tris)),
             "buildings": int(np.sum((lab == L.BUILDING) & (fills[objs] == Fill.SOLID))),
+            "labels": {str(int(i)): int(c) for i, c in zip(ids, counts)},
             "bbox": [float(lat.min()), float(lon.min()), float(lat.max()), float(lon.max())],
             "z": [float(pts[:, 2].min()), float(pts[:, 2].max())]}
 

@@ -229,6 +229,7 @@ class _FeatureReader:
         self.ctx = ctx
         self.builder = builder
         self.out = out
+        self.fid = ""  # gml:id of the feature being read (named by the geometry problem summary)
 
     def _add_surfaces(self, obj: int, geom: etree._Element, ids: _IdIndex, dim: int) -> int:
         """Add every surface under geom (following xlinks) to object obj; returns the number added."""
@@ -247,7 +248,7 @@ class _FeatureReader:
             elif self.builder.add_polygon(obj, polygon_rings(surf, dim, self.ctx)):
                 n += 1
             else:
-                self.out.count("degenerate_polygons")
+                self.out.flag("degenerate_polygons", [self.fid])
         if simple:
             n += self._add_simple(obj, simple, dim)
         if unresolved[0]:
@@ -272,7 +273,7 @@ class _FeatureReader:
             lengths = counts // dim
         n = self.builder.add_simple_polygons(obj, coords, lengths)
         if n < len(lengths):
-            self.out.count("degenerate_polygons", len(lengths) - n)
+            self.out.flag("degenerate_polygons", [self.fid], len(lengths) - n)
         return n
 
     def _building_unit(self, obj: int, unit: etree._Element, ids: _IdIndex, dim: int) -> int:
@@ -328,6 +329,7 @@ class _FeatureReader:
         dim = crs.dimension
         obj = self.out.n_objects
         fid = gml_id(feature) or f"{self.ctx.display}#{obj}"
+        self.fid = fid
         ids = _IdIndex(feature)
         units = [feature]
         if name in PART_NAMES:
@@ -408,6 +410,7 @@ def read_gml(source: Source) -> ParsedFile:
     out.crs = ctx.crs
     out.soup = builder.build()
     if builder.n_dropped:
-        out.count("degenerate_polygons", builder.n_dropped)
+        out.flag("degenerate_polygons", [out.gml_ids[o] for o in builder.dropped_objects[:50] if o < out.n_objects],
+                 builder.n_dropped)
     out.n_bytes = source.size()
     return out

@@ -31,6 +31,7 @@ from .cache import Entry, default_cache_dir, ensure_entry
 from .errors import CityModelError, CityModelWarning, MalformedXMLError
 from .mesh import CityMesh, GeoOrigin
 from .meshcode import mesh_bounds
+from .problems import problem_summary
 from .sources import Source, discover
 
 PLACE_GAP_M = 10_000.0  # tiles closer than this (bbox to bbox) are one place
@@ -48,6 +49,8 @@ class TileRef:
     triangles: int
     buildings: int
     bbox: tuple[float, float, float, float]  # lat_min, lon_min, lat_max, lon_max (degrees) of its triangles
+    kinds: tuple[tuple[int, int], ...] = ()  # (storage label id, objects) of the objects kept, by label id
+    drop: tuple[int, ...] = ()  # tile-local indices of objects an earlier file already has (duplicate_ids.py)
 
     @property
     def display(self) -> str:
@@ -80,6 +83,7 @@ class CityIndex:
     source_files: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
     parsed_now: int = 0  # sources parsed by this build (the others came from the cache)
+    notes: list[str] = field(default_factory=list)  # duplicates dropped, geometry problems per file (one line each)
 
     @property
     def tiles(self) -> list[TileRef]:
@@ -87,8 +91,9 @@ class CityIndex:
 
     def summary(self) -> str:
         n_tiles = len({(p.id, t.code) for p in self.places for t in p.tiles})
-        return (f"{len(self.source_files)} source file(s) ({self.parsed_now} parsed now, the rest from the cache "
-                f"{self.cache_dir}), {n_tiles} mesh tile(s) in {len(self.places)} place(s)")
+        return "\n".join([f"{len(self.source_files)} source file(s) ({self.parsed_now} parsed now, the rest from the "
+                          f"cache {self.cache_dir}), {n_tiles} mesh tile(s) in {len(self.places)} place(s)"]
+                         + self.notes)
 
     def load_region(self, place: Place, bounds: tuple[float, float, float, float] | None = None) -> CityMesh:
         """Every object of `place` whose bounding box meets `bounds` (xmin, ymin, xmax, ymax, place frame metres;
@@ -103,13 +108,14 @@ class CityIndex:
             obj = a["tri_object"].astype(np.int64)
             n = len(a["label"])
             keep = np.ones(n, dtype=bool)
+            keep[list(t.drop)] = False  # objects an earlier input file already has
             if bounds is not None:
                 lo = np.full((n, 2), np.inf)
                 hi = np.full((n, 2), -np.inf)
                 np.minimum.at(lo, obj, tris[:, :, :2].min(axis=1))
                 np.maximum.at(hi, obj, tris[:, :, :2].max(axis=1))
-                keep = ((lo[:, 0] <= bounds[2]) & (hi[:, 0] >= bounds[0]) & (lo[:, 1] <= bounds[3])
-                        & (hi[:, 1] >= bounds[1]))
+                keep &= ((lo[:, 0] <= bounds[2]) & (hi[:, 0] >= bounds[0]) & (lo[:, 1] <= bounds[3])
+                         & (hi[:, 1] >= bounds[1]))
                 if not keep.any():
                     continue
             m = CityMesh(triangles=tris, tri_object=obj, object_label=a["label"],
@@ -271,15 +277,23 @@ def build_index(inputs, *, cache_dir: str | Path | None = None, workers: int = 1
         bar.close()
     tiles: list[TileRef] = []
     next_instance = 1
-    for i in sorted(entries):
-        e = entries[i]
+    ordered = [entries[i] for i in sorted(entries)]
+    # each source's own name (two copies of one file share one cache entry and its manifest's name)
+    drops, duplicates_note = _duplicate_objects(ordered, [disc.sources[i].display for i in sorted(entries)])
+    notes: list[str] = []
+    for k_entry, e in enumerate(ordered):
         for k, v in e.manifest["skipped"].items():
             skipped[k] = skipped.get(k, 0) + v
+        note = problem_summary(str(e.manifest["display"]), e.manifest["skipped"], e.manifest.get("flagged"))
+        if note:
+            notes.append(note)
         for code in sorted(e.manifest["tiles"]):
             rec = e.manifest["tiles"][code]
-            tiles.append(TileRef(e, code, next_instance, rec["objects"], rec["triangles"], rec["buildings"],
-                                 tuple(rec["bbox"])))
+            tiles.append(_tile_ref(e, code, next_instance, drops.get((k_entry, code), ())))
             next_instance += rec["objects"]
+    if drops:
+        skipped["duplicate_objects"] = skipped.get("duplicate_objects", 0) + sum(len(d) for d in drops.values())
+        notes.insert(0, duplicates_note)
     if not tiles:
         detail = "; ".join(problems) if problems else f"skipped: {dict(sorted(skipped.items()))}"
         raise CityModelError(
@@ -287,7 +301,57 @@ def build_index(inputs, *, cache_dir: str | Path | None = None, workers: int = 1
             "Fix: check that the files are PLATEAU CityGML of a supported type (bldg, dem, tran, brid, rwy, veg, "
             "frn, wtr, trk) or *_<type>_6677.obj exports.")
     return CityIndex(cache_dir=root, places=group_places(tiles), skipped=skipped, parsed_now=parsed_now,
-                     source_files=[str(entries[i].manifest["display"]) for i in sorted(entries)])
+                     source_files=[str(entries[i].manifest["display"]) for i in sorted(entries)], notes=notes)
+
+
+def _duplicate_objects(entries: list[Entry], names: list[str]) -> tuple[dict[tuple[int, str], tuple[int, ...]], str]:
+    """({(position in `entries`, tile code): tile-local indices of objects to drop}, the one-line note about them):
+    the objects whose gml:id an earlier entry (input order) already has (duplicate_ids.py). Only entries of a
+    PLATEAU feature type that more than one entry has are read (gml:ids of one type never name another's)."""
+    from collections import Counter
+
+    from .duplicate_ids import FirstCopies
+
+    per_type = Counter(str(e.manifest.get("feature_type")) for e in entries)
+    firsts = FirstCopies()
+    drops: dict[tuple[int, str], tuple[int, ...]] = {}
+    for k_entry, e in enumerate(entries):
+        if per_type[str(e.manifest.get("feature_type"))] < 2:
+            continue
+        codes = sorted(e.manifest["tiles"])
+        ids = [e.tile_member(c, "gml_id") for c in codes]
+        keep = firsts.file(names[k_entry], [(str(g), code) for code, a in zip(codes, ids) for g in a])
+        start = 0
+        for code, a in zip(codes, ids):
+            k = keep[start:start + len(a)]
+            start += len(a)
+            if not k.all():
+                drops[(k_entry, code)] = tuple(int(i) for i in np.flatnonzero(~k))
+    return drops, firsts.summary() or ""
+
+
+def _tile_ref(e: Entry, code: str, first_instance: int, drop: tuple[int, ...]) -> TileRef:
+    """The TileRef of one tile: counts of its objects (without those in `drop`) from its manifest record, or
+    from its arrays where objects are dropped or the record predates per-label counts."""
+    from ..labels import BUILDING
+    from .mesh import Fill
+
+    rec = e.manifest["tiles"][code]
+    objects, buildings = int(rec["objects"]), int(rec["buildings"])
+    if drop or "labels" not in rec:
+        lab = e.tile_member(code, "label")
+        keep = np.ones(len(lab), dtype=bool)
+        keep[list(drop)] = False
+        if drop:
+            fill = e.tile_member(code, "fill")
+            objects = int(keep.sum())
+            buildings = int(np.sum((lab == BUILDING) & (fill == Fill.SOLID) & keep))
+        ids, counts = np.unique(lab[keep], return_counts=True)
+        kinds = tuple((int(i), int(c)) for i, c in zip(ids, counts))
+    else:
+        kinds = tuple(sorted((int(k), int(v)) for k, v in rec["labels"].items()))
+    return TileRef(e, code, first_instance, objects, int(rec["triangles"]), buildings, tuple(rec["bbox"]),
+                   kinds, drop)
 
 
 def region_filter_codes(index: CityIndex, region) -> dict[int, list[str]]:

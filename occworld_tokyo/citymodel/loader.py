@@ -17,12 +17,13 @@ import numpy as np
 from tqdm import tqdm
 
 from . import crs as crs_mod
+from .duplicate_ids import FirstCopies
 from .errors import CityModelError, MalformedXMLError, CityModelWarning
-from .geometry.triangulate import triangulate
 from .gml_reader import read_gml
 from .mesh import CityMesh, GeoOrigin
 from .obj_reader import read_obj
 from .parsed import ParsedFile
+from .problems import problem_summary, triangulate_parsed
 from .sources import Source, discover
 
 
@@ -49,10 +50,8 @@ def choose_origin(parsed: list[ParsedFile]) -> tuple[float, float]:
 
 def _file_mesh(p: ParsedFile, lat0: float, lon0: float, first_instance: int) -> CityMesh:
     local = crs_mod.native_to_local(p.crs, p.soup.coords, lat0, lon0)
-    tris, tri_poly, n_bad = triangulate(p.soup.with_coords(local))
+    tris, tri_poly = triangulate_parsed(p, local)  # counts and flags degenerate / self-intersecting polygons
     skipped = dict(p.skipped)
-    if n_bad:
-        skipped["degenerate_polygons"] = skipped.get("degenerate_polygons", 0) + n_bad
     tri_object = p.soup.poly_object[tri_poly]
     # an object whose polygons were all degenerate has no triangle: drop it
     has = np.zeros(p.n_objects, dtype=bool)
@@ -71,6 +70,19 @@ def _file_mesh(p: ParsedFile, lat0: float, lon0: float, first_instance: int) -> 
         source_files=[p.display],
         skipped=skipped,
     )
+
+
+def _object_tiles(m: CityMesh, lat0: float, lon0: float) -> list[str]:
+    """The level-3 mesh code of each object of `m` (frame centred on lat0, lon0): the tile the cache files it in
+    (its bounding-box centre; terrain: its first triangle's centroid)."""
+    from .cache import _tiles_of
+
+    codes = _tiles_of(m.triangles.astype(np.float64), m.tri_object.astype(np.int64), m.object_fill, m.n_objects,
+                      lat0, lon0)
+    first = np.full(m.n_objects, -1, dtype=np.int64)
+    objects, index = np.unique(m.tri_object, return_index=True)
+    first[objects] = index
+    return [str(codes[i]) if i >= 0 else "" for i in first]
 
 
 def _warn(message: str) -> None:
@@ -114,15 +126,26 @@ def load_city(inputs: str | Path | Sequence[str | Path], *, strict: bool = False
     lat0, lon0 = choose_origin(parsed)
     meshes: list[CityMesh] = []
     next_instance = 1
+    firsts = FirstCopies()
     for p in parsed:
         if not p.n_objects:
             meshes.append(CityMesh(np.zeros((0, 3, 3)), np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), [],
                                    source_files=[p.display], skipped=dict(p.skipped)))
             continue
         m = _file_mesh(p, lat0, lon0, next_instance)
+        summary = problem_summary(p.display, m.skipped, p.flagged)
+        if summary:
+            _warn(summary)
+        keep = firsts.file(p.display, zip(m.object_gml_id, _object_tiles(m, lat0, lon0)))
+        if not keep.all():  # the same objects in an earlier file: counted once (duplicate_ids.py)
+            m = m.select(keep)
+            m.object_instance = np.arange(next_instance, next_instance + m.n_objects, dtype=np.int32)
         next_instance += m.n_objects
         meshes.append(m)
     mesh = CityMesh.concatenate(meshes)
+    if firsts.total:
+        skipped["duplicate_objects"] = skipped.get("duplicate_objects", 0) + firsts.total
+        _warn(firsts.summary())
     for k, v in skipped.items():
         mesh.skipped[k] = mesh.skipped.get(k, 0) + v
     crs_names = sorted({p.crs.name for p in parsed})

@@ -9,6 +9,8 @@ import numpy as np
 from .crs import SourceCRS
 from .geometry.polygons import PolygonSoup
 
+FLAGGED_IDS = 5  # feature ids kept per kind of geometry problem (a summary names a few, never one line each)
+
 
 @dataclass
 class ParsedFile:
@@ -22,6 +24,7 @@ class ParsedFile:
     fills: list[int]  # per object, Fill values
     skipped: dict[str, int] = field(default_factory=dict)
     n_bytes: int = 0
+    flagged: dict[str, list[str]] = field(default_factory=dict)  # reason -> the first FLAGGED_IDS feature ids
 
     @property
     def n_objects(self) -> int:
@@ -29,6 +32,21 @@ class ParsedFile:
 
     def count(self, key: str, n: int = 1) -> None:
         self.skipped[key] = self.skipped.get(key, 0) + n
+
+    def flag(self, key: str, feature_ids: list[str], n: int | None = None) -> None:
+        """Count `n` (default: one per id) problems `key` and remember the first FLAGGED_IDS distinct feature ids
+        that had one, for the summary warning (citymodel.problems)."""
+        if n is None:
+            n = len(feature_ids)
+        if n <= 0:
+            return
+        self.count(key, n)
+        ids = self.flagged.setdefault(key, [])
+        for fid in feature_ids:
+            if len(ids) >= FLAGGED_IDS:
+                break
+            if fid not in ids:
+                ids.append(fid)
 
     def keep_objects_with_polygons(self) -> None:
         """Drop objects that ended up without any polygon (counted as '<label>_no_geometry')."""

@@ -585,3 +585,31 @@ def write_sample_city(out_dir: Path, *, size_km: int, seed: int = 0, progress: b
         if path is not None:
             written.append(path)
     return written
+
+
+# ----------------------------------------------------------------------------------------------- a railway
+
+def write_sample_railway(out_dir: Path, *, east_m: float = 1500.0, north_m: float = 0.0, length_m: float = 300.0,
+                         width_m: float = 8.0) -> Path:
+    """One tran:Railway (a straight `length_m` x `width_m` m track bed, lod1MultiSurface, on the district's
+    ground, running east-west) centred `east_m`, `north_m` metres from the sample district's centre, written as
+    PLATEAU names it: out_dir/udx/rwy/<mesh8>_rwy_6697_op.gml (the mesh square holding its centre). The
+    district has no railway; this gives tests and demos a railway tile of its own (by default 1.5 km east,
+    another mesh square). Returns the path written."""
+    from .crs import local_to_lonlat as _to_lonlat
+
+    w = _Writer()
+    x0, x1 = east_m - length_m / 2, east_m + length_m / 2
+    seg = np.linspace(x0, x1, max(2, int(np.ceil(length_m / 50.0))) + 1)
+    polys = []
+    for a, b in zip(seg[:-1], seg[1:]):
+        xy = np.array([[a, north_m - width_m / 2], [b, north_m - width_m / 2], [b, north_m + width_m / 2],
+                       [a, north_m + width_m / 2]])
+        polys.append([np.column_stack([xy, ground_height(xy[:, 0], xy[:, 1])])])
+    member = (f'<tran:Railway gml:id="rwy_0001">\n<tran:function>普通鉄道</tran:function>\n'
+              f"<tran:lod1MultiSurface>{w.multi_surface(polys)}</tran:lod1MultiSurface>\n</tran:Railway>")
+    lon, lat = _to_lonlat(np.array([east_m]), np.array([north_m]), CENTER_LAT, CENTER_LON)
+    code = mesh_code(float(lat[0]), float(lon[0]), 3)
+    path = _write_doc(Path(out_dir), "rwy", code, w, [member])
+    assert path is not None
+    return path

@@ -64,7 +64,10 @@ def build_parser() -> OneLineParser:
                         "from the geometry at 0.4 m (default: %(default)s)")
     p.add_argument("--start-time", type=_start_time, default="20240101_120000",
                    help="synthetic recording clock used in session names (default: %(default)s)")
-    p.add_argument("--strict", action="store_true", help="stop at the first unreadable input file instead of skipping it")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first unreadable input file instead of skipping it, and end with exit 2 when "
+                        "the sessions miss a content kind of the input (the coverage WARNINGs; sessions written are "
+                        "kept)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 

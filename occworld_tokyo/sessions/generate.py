@@ -32,9 +32,11 @@ from occworld_tokyo.agents import AgentStates, TrafficDensity, TrafficRecording
 from occworld_tokyo.citymodel.mesh import CityMesh
 from occworld_tokyo.grid import GridSpec, grid_named
 from occworld_tokyo.sessions import layout, writer
+from occworld_tokyo.sessions.coverage import (CoverageReport, SessionCoverage, coverage_report, kinds_of_index,
+                                              kinds_of_mesh)
 from occworld_tokyo.sessions.layout import GenerationError
-from occworld_tokyo.sessions.regions import (DEFAULT_REGION_SIZE, MAX_REGION_SIZE, MIN_REGION_SIZE, SessionArea,
-                                             session_area)
+from occworld_tokyo.sessions.regions import (DEFAULT_REGION_SIZE, MAX_REGION_SIZE, MIN_PLAN_SIDE, MIN_REGION_SIZE,
+                                             SessionArea, session_area)
 from occworld_tokyo.sessions.reuse import (DATA_REVISION, SAMPLE_DISTRICT, check_reusable, other_sessions,
                                            recorded_generator_settings)
 from occworld_tokyo.trajectories.curves import PlanningError
@@ -116,17 +118,23 @@ class GenerationReport:
     redrawn: list[str] = field(default_factory=list)  # sessions drawn again because their first area was too small
     frames_written: int = 0
     seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)  # about the input: duplicates dropped, geometry problems, small data
+    coverage: CoverageReport | None = None  # what content of the input the run's frames show (sessions/coverage.py)
 
     def summary(self) -> str:
         fps = self.frames_written / self.seconds if self.seconds > 0 else 0.0
         text = (f"{len(self.written)} session(s) written, {len(self.skipped)} already complete (skipped), "
                 f"{self.frames_written} frames in {self.seconds:.1f} s ({fps:.2f} frames/s) -> {self.output}")
+        for note in self.notes:
+            text += f"\n{note}"
         for note in self.redrawn:
             text += f"\nnote: {note}"
         if self.others:
             shown = ", ".join(self.others[:3]) + (", ..." if len(self.others) > 3 else "")
             text += (f"\nnote: {self.output} holds {len(self.others)} other session(s) not from this run ({shown}): "
                      "training reads every session in the folder")
+        if self.coverage is not None:
+            text += "".join(f"\n{line}" for line in self.coverage.lines + self.coverage.warnings)
         return text
 
 
@@ -407,10 +415,12 @@ def _plan_somewhere(worker: _Worker, index: int, agent: str, name: str, rng: np.
     while True:
         area = worker.area(index, tuple(tried))
         if area is None or len(tried) >= MAX_AREA_DRAWS:
+            other = "rover" if agent == "drone" else "drone"
             raise GenerationError(
                 f"session {name} ({agent}): no area of the input can hold it ({'; '.join(notes)}). Sessions "
-                f"already written are kept (a re-run resumes); for this one try fewer --frames, a higher --rate, or "
-                f"--region where the data covers more open space")
+                f"already written are kept (a re-run resumes). Fix: --agent {other} (a {other} needs "
+                f"{'open space in the air' if other == 'drone' else 'street space on the ground'} instead), or "
+                f"--region where the data has more open space, or fewer --frames (a shorter route)")
         built = worker.world(area)
         try:
             return area, built, plan_trajectory(built[1], agent, ctx.spec.frames, ctx.spec.rate_hz, rng), notes
@@ -433,13 +443,17 @@ def _run_session(worker: _Worker, job: tuple[int, str, str]) -> tuple[str, int, 
     traffic = simulate_session_traffic(world, traj, ctx.spec, index)
     out_root = ctx.output
     tmp = writer.make_session_tmp(out_root, name, sensors=ctx.spec.sensors)
+    coverage = SessionCoverage()
     for i in range(len(traj)):
-        writer.write_frame(tmp, i, traj, render_frame(ctx, traj, i, rng, traffic.at(i), world=crop_world, caster=caster,
-                                                      static_mesh=static))
+        data = render_frame(ctx, traj, i, rng, traffic.at(i), world=crop_world, caster=caster, static_mesh=static)
+        coverage.add(data.occupancy, data.instances)
+        writer.write_frame(tmp, i, traj, data)
         if ctx.progress is not None:
             with ctx.progress.get_lock():
                 ctx.progress.value += 1
-    writer.finish_session(tmp, out_root / name, session_meta(ctx, index, name, traj, traffic, city_meta))
+    meta = session_meta(ctx, index, name, traj, traffic, city_meta)
+    meta["coverage"] = coverage.to_meta()
+    writer.finish_session(tmp, out_root / name, meta)
     notes = [f"{name}: {len(given_up)} area(s) could not hold it ({'; '.join(given_up)}); drawn again: "
              f"{_where(area)}"] if given_up else []
     return name, len(traj), notes
@@ -467,8 +481,9 @@ def region_world_bytes(index, allowed: dict, region_size: float, grid: GridSpec)
         if place.id not in allowed:
             continue
         x0, y0, x1, y1 = place.bounds
-        wx = min(region_size + 2 * margin, x1 - x0 + 2 * margin + 2.0)
-        wy = min(region_size + 2 * margin, y1 - y0 + 2 * margin + 2.0)
+        least = MIN_PLAN_SIDE + 2 * margin  # data smaller than a plan area gets one around it (sessions/regions.py)
+        wx = max(min(region_size + 2 * margin, x1 - x0 + 2 * margin + 2.0), least)
+        wy = max(min(region_size + 2 * margin, y1 - y0 + 2 * margin + 2.0), least)
         worst = max(worst, wx * wy / 1e6)
     return REGION_BYTES_PER_KM2 * worst + SESSION_BYTES
 
@@ -581,16 +596,32 @@ def _generate_sessions_claimed(output: Path, jobs: list, inputs: list[str] | Non
             report.skipped.append(job[2])
         else:
             todo.append(job)
-    if not todo:
+    if not todo and not strict:  # nothing to write: no need to read the input (--strict checks coverage again)
         report.seconds = time.perf_counter() - t0
         return report
 
     from occworld_tokyo.citymodel.index import check_disk_space
 
-    check_disk_space(output, len(todo) * spec.frames * BYTES_PER_FRAME[spec.sensors],
-                     f"{len(todo)} session(s) x {spec.frames} frames")
+    if todo:
+        check_disk_space(output, len(todo) * spec.frames * BYTES_PER_FRAME[spec.sensors],
+                         f"{len(todo)} session(s) x {spec.frames} frames")
     grid = grid_named(spec.grid)
     ctx = _Context(spec=spec, grid=grid, output=output, input_names=input_names)
+    _read_input(ctx, report, inputs, workers if len(todo) > 1 else 1, strict, progress, mesh, world, cache_dir)
+    if todo:
+        _write_sessions(ctx, report, todo, workers, progress)
+    report.coverage = run_coverage(ctx, output, mesh)
+    report.seconds = time.perf_counter() - t0
+    if strict and report.coverage.warnings and not report.coverage.partial:
+        raise GenerationError(report.coverage.strict_error(output))
+    return report
+
+
+def _read_input(ctx: _Context, report: GenerationReport, inputs: list[str] | None, workers: int, strict: bool,
+                progress: bool, mesh: CityMesh | None, world, cache_dir: str | Path | None) -> None:
+    """Fill ctx with the city: one given world (mesh=, world=) or the index of the inputs, and the notes about
+    the input (duplicates dropped, geometry problems, data smaller than a plan area) into the report."""
+    spec, grid = ctx.spec, ctx.grid
     if mesh is not None or world is not None:
         if mesh is None:
             raise GenerationError("world= needs its mesh= (or give neither, to read the inputs)")
@@ -600,44 +631,66 @@ def _generate_sessions_claimed(output: Path, jobs: list, inputs: list[str] | Non
         if world is None:
             world = build_voxel_world(mesh, progress=progress)
         ctx.whole = (mesh, world, crop_world_for(mesh, world, grid, progress=progress))
-    else:
-        from occworld_tokyo.citymodel.cache import default_cache_dir
-        from occworld_tokyo.citymodel.index import build_index, region_filter_codes
+        return
+    from occworld_tokyo.citymodel.cache import default_cache_dir
+    from occworld_tokyo.citymodel.index import build_index, region_filter_codes
 
-        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        src = list(inputs) if inputs else [sample_district_input(root)]
-        ctx.index = build_index(src if len(src) > 1 else src[0], cache_dir=root, workers=workers, strict=strict,
-                                progress=progress)
-        try:
-            ctx.allowed = region_filter_codes(ctx.index, spec.region)
-        except ValueError as exc:
-            raise GenerationError(str(exc)) from exc
-        check_region_memory(ctx.index, ctx.allowed, spec, workers if len(todo) > 1 else 1, grid)
-    output.mkdir(parents=True, exist_ok=True)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    src = list(inputs) if inputs else [sample_district_input(root)]
+    ctx.index = build_index(src if len(src) > 1 else src[0], cache_dir=root, workers=workers, strict=strict,
+                            progress=progress)
+    try:
+        ctx.allowed = region_filter_codes(ctx.index, spec.region)
+    except ValueError as exc:
+        raise GenerationError(str(exc)) from exc
+    check_region_memory(ctx.index, ctx.allowed, spec, workers, grid)
+    report.notes += ctx.index.notes
+    for place in ctx.index.places:
+        x0, y0, x1, y1 = place.bounds
+        if place.id in ctx.allowed and min(x1 - x0, y1 - y0) < MIN_PLAN_SIDE:
+            report.notes.append(
+                f"note: the data of place {place.id} (mesh {', '.join(place.codes[:3])}) spans only {x1 - x0:.0f} x "
+                f"{y1 - y0:.0f} m: its sessions fly or drive a plan area of at least {MIN_PLAN_SIDE:.0f} m around "
+                "it, open ground beyond the data (sessions/regions.py)")
+
+
+def _write_sessions(ctx: _Context, report: GenerationReport, todo: list, workers: int, progress: bool) -> None:
+    """Run the sessions `todo` (one process, or `workers` processes) with a progress bar; fills the report."""
+    spec = ctx.spec
+    ctx.output.mkdir(parents=True, exist_ok=True)
     ctx_mp = mp.get_context("fork")
     ctx.progress = ctx_mp.Value("l", 0)
     total = len(todo) * spec.frames
     bar = tqdm(total=total, unit="frame", desc="sessions", disable=not progress, dynamic_ncols=True)
+
+    def done(result: tuple[str, int, list[str]]) -> None:
+        name, n, notes = result
+        report.written.append(name)
+        report.redrawn += notes
+        report.frames_written += n
+
     try:
         if workers <= 1 or len(todo) == 1:
             local = _Worker(ctx)
             for job in todo:
-                name, n, notes = _run_session(local, job)
-                report.written.append(name)
-                report.redrawn += notes
-                report.frames_written += n
+                done(_run_session(local, job))
                 bar.update(ctx.progress.value - bar.n)
         else:
-            def done(result: tuple[str, int, list[str]]) -> None:
-                name, n, notes = result
-                report.written.append(name)
-                report.redrawn += notes
-                report.frames_written += n
-
             _run_in_processes(ctx, todo, min(workers, len(todo)), ctx_mp, done,
                               lambda: bar.update(ctx.progress.value - bar.n))
         bar.update(ctx.progress.value - bar.n)
     finally:
         bar.close()
-    report.seconds = time.perf_counter() - t0
-    return report
+
+
+def run_coverage(ctx: _Context, output: Path, mesh: CityMesh | None) -> CoverageReport:
+    """The coverage of the run's planned sessions that are complete in `output` (written now, before, or by the
+    other shards), against the content of the input (the tiles --region allows); partial while some planned
+    session is not written yet (another shard's)."""
+    from occworld_tokyo.sessions.reuse import read_session_meta
+
+    names = ctx.spec.names()
+    done = [n for n in names if layout.is_session_dir(output / n)]
+    metas = [read_session_meta(output / n) for n in done]
+    kinds = kinds_of_mesh(mesh) if ctx.whole is not None else kinds_of_index(ctx.index, ctx.allowed)
+    return coverage_report(kinds, metas, sorted(set(ctx.spec.agents())), partial=len(done) < len(names))

@@ -1,16 +1,22 @@
-"""Where each session goes: a plan area sampled over the whole input, weighted toward built-up tiles.
+"""Where each session goes: a plan area sampled over the whole input, weighted toward the tiles with content.
 
 Session k draws, from numpy's PCG64 seeded (seed, k, 2) (its own stream: the trajectory and traffic streams
 are unchanged by it):
 1. a level-3 mesh tile among the allowed ones (all, or those `--region` selects), with probability
-   proportional to (buildings in the tile + 1): tiles with many buildings are chosen most, tiles without any
-   keep a small chance (a dem-only or road-only tile still appears now and then);
+   `tile_weights`: every content kind of the input (buildings, roads, railways, bridges, vegetation, water,
+   furniture, sidewalks: each label but terrain, which lies under everything) gets an equal share of the
+   sessions, spread over the tiles in proportion to that kind's objects in them; 5 % of the draws are uniform
+   over the tiles, so a dem-only tile still appears now and then. A railway tile next to a hundred building
+   tiles is drawn as often as all the building tiles together when railways and buildings are the only kinds;
 2. a centre uniformly inside the tile's data bounding box;
 3. the plan area: a `size` x `size` m square around that centre, shifted to lie inside its place's data
-   extent, and cut to that extent where the place is smaller than `size`.
+   extent, and cut to that extent where the place is smaller than `size`, but never below `MIN_PLAN_SIDE`
+   (or `size`, when smaller): data smaller than that (a single building, a tile under ~200 m) gets a
+   `MIN_PLAN_SIDE` square centred on it, and the world around the data is open ground (world/region.py), so a
+   flight or drive fits and keeps the data in view.
 
-When the drawn area cannot hold the session's trajectory (a tile whose data covers a few hundred metres, too
-little open space to fly or drive 30 s), the session is drawn again among the other tiles (`exclude`), from the
+When the drawn area cannot hold the session's trajectory (too little open space to fly or drive: towers
+everywhere, no street space), the session is drawn again among the other tiles (`exclude`), from the
 stream (seed, k, 2, number of tiles excluded): still a function of the seed, the index and the input only.
 
 The plan area (x east, y north, metres in the place's frame) is where the trajectory may go; the voxel world
@@ -28,7 +34,12 @@ from ..citymodel import crs as crs_mod
 from ..citymodel.index import CityIndex
 
 DEFAULT_REGION_SIZE = 800.0  # m: side of a session's plan area (a 0.93 x 0.93 km voxel world with the margin)
-MIN_REGION_SIZE, MAX_REGION_SIZE = 100.0, 20_000.0  # m: the range --region-size accepts (memory is checked too)
+MIN_PLAN_SIDE = 200.0
+"""m: the smallest plan area side: the planners keep 40 m from its edges (the 80 m grid stays over the area) and
+need room for a low orbit (25-40 m radius), a survey of three 60 m lanes or a street drive inside; a smaller
+side holds no drone flight and no rover drive at all."""
+MIN_REGION_SIZE, MAX_REGION_SIZE = MIN_PLAN_SIDE, 20_000.0  # m: the range --region-size accepts (memory is checked too)
+UNIFORM_SHARE = 0.05  # share of the tile draws that are uniform over the allowed tiles
 
 
 @dataclass(frozen=True)
@@ -39,23 +50,43 @@ class SessionArea:
 
 
 def tile_weights(index: CityIndex, allowed: dict[int, list[str]]) -> tuple[list[tuple[int, str]], np.ndarray]:
-    """The candidate (place id, mesh code) pairs in a fixed order and their sampling weights (buildings + 1)."""
+    """The candidate (place id, mesh code) pairs in a fixed order and their sampling probabilities: an equal
+    share per content kind (every label but terrain) spread by that kind's objects over the tiles, mixed with
+    UNIFORM_SHARE uniform over the tiles (module docstring)."""
+    from ..labels import TERRAIN
+
     cands: list[tuple[int, str]] = []
-    weights: list[float] = []
+    counts: list[dict[int, int]] = []
     for p in index.places:
         codes = set(allowed.get(p.id, []))
         for code in p.codes:
             if code in codes:
                 cands.append((p.id, code))
-                weights.append(1.0 + sum(t.buildings for t in p.tiles if t.code == code))
-    w = np.asarray(weights, dtype=np.float64)
-    return cands, w / w.sum()
+                c: dict[int, int] = {}
+                for t in p.tiles:
+                    if t.code == code:
+                        for label, n in t.kinds:
+                            c[label] = c.get(label, 0) + n
+                counts.append(c)
+    kinds = sorted({k for c in counts for k, n in c.items() if n > 0 and k != TERRAIN})
+    w = np.zeros(len(cands))
+    for k in kinds:
+        n = np.array([c.get(k, 0) for c in counts], dtype=np.float64)
+        w += n / n.sum() / len(kinds)
+    uniform = np.full(len(cands), 1.0 / len(cands))
+    p = (1.0 - UNIFORM_SHARE) * w + UNIFORM_SHARE * uniform if kinds else uniform
+    return cands, p / p.sum()
 
 
 def _fit(lo: float, hi: float, centre: float, size: float) -> tuple[float, float]:
-    """An interval of length `size` around centre, shifted inside [lo, hi] (or [lo, hi] when it is shorter)."""
+    """An interval of length `size` around centre, shifted inside [lo, hi]; where [lo, hi] is shorter, [lo, hi]
+    itself, or, shorter than min(size, MIN_PLAN_SIDE), that many metres centred on it."""
     if hi - lo <= size:
-        return lo, hi
+        side = min(size, MIN_PLAN_SIDE)
+        if hi - lo >= side:
+            return lo, hi
+        mid = (lo + hi) / 2
+        return mid - side / 2, mid + side / 2
     a = min(max(centre - size / 2, lo), hi - size)
     return a, a + size
 

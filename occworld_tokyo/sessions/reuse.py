@@ -16,12 +16,14 @@ from occworld_tokyo.sessions.layout import GenerationError
 if TYPE_CHECKING:
     from occworld_tokyo.sessions.generate import GenerationSpec
 
-DATA_REVISION = 4
+DATA_REVISION = 5
 """Revision of the generated data, written to meta.json `generator.revision`. Bump it whenever the same spec and
 city produce different data (e.g. a traffic model change), so that re-runs into a folder of older sessions stop
 instead of silently mixing them. 1 = sessions without the field; 2 = signalled junctions; 3 = city read through the tile cache, region
 worlds and plan areas sampled over the input (issue 10); 4 = trajectories start (and drone waypoints, survey lanes,
-low orbits and rover legs head) near structures, so that sparse areas show buildings."""
+low orbits and rover legs head) near structures, so that sparse areas show buildings; 5 = tiles drawn by an equal share
+per content kind, plan areas of at least 200 m around small data, duplicate gml:ids counted once, meta.json
+`coverage` (issue 21, "silent empty output")."""
 
 SAMPLE_DISTRICT = "<built-in sample district>"  # meta.json city.inputs when no --input is given
 REUSE_FIX = "write to a new output folder, or delete those sessions to regenerate them"

@@ -19,6 +19,7 @@ from PIL import Image
 
 from occworld_tokyo import labels
 from occworld_tokyo.sessions import layout
+from occworld_tokyo.sessions.coverage import STATIC_KINDS, SessionCoverage, coverage_meta_problem
 
 # Ranges of the numbers a session stores (docs/data_format.md), checked wherever a meta.json or pose JSON is read
 # (`validate`, the training's data check, `dataset.read_session`): a value outside them is a damaged or hand-edited
@@ -147,6 +148,8 @@ class SessionCheck:
     frames: int = 0
     problems: list[str] = field(default_factory=list)
     class_voxels: np.ndarray = field(default_factory=lambda: np.zeros(labels.NUM_CLASSES, dtype=np.int64))
+    coverage: SessionCoverage = field(default_factory=SessionCoverage)  # frames with input objects per label
+    region_objects: dict = field(default_factory=dict)  # meta.json city.objects: label name -> objects in its area
     total_voxels: int = 0
     empty_frames: int = 0
     lidar_points: int = 0
@@ -209,6 +212,7 @@ def _check_occupancy(check: SessionCheck, path: Path, shape: tuple[int, ...], se
                 check.problem(path, f"missing key(s) {sorted(need - keys)}")
                 return
             occ = npz["occupancy"]
+            inst = npz["instances"]
             expected = {"occupancy": np.uint8, "instances": np.int32, "mask_lidar": np.bool_, "mask_camera": np.bool_}
             for key in need:
                 arr = occ if key == "occupancy" else npz[key]
@@ -223,6 +227,8 @@ def _check_occupancy(check: SessionCheck, path: Path, shape: tuple[int, ...], se
         check.problem(path, f"label id {int(occ.max())} is not in the label table (0..{labels.NUM_CLASSES - 1})")
         return
     counts = np.bincount(occ.ravel(), minlength=labels.NUM_CLASSES)
+    if inst.shape == occ.shape:
+        check.coverage.add(occ, inst)
     check.class_voxels += counts
     check.total_voxels += occ.size
     check.empty_frames += int(counts[labels.FREE] == occ.size)
@@ -298,6 +304,8 @@ def check_session(session: Path) -> SessionCheck:
         return check
     problem = meta_problem(meta) or (None if isinstance(meta["grid"].get("shape"), list)
                                      else "missing field 'grid.shape'")
+    if problem is None and "coverage" in meta:
+        problem = coverage_meta_problem(meta["coverage"], meta["n_frames"])
     if problem:
         check.problem(session / "meta.json", f"{problem}; regenerate this session")
         return check
@@ -330,6 +338,15 @@ def check_session(session: Path) -> SessionCheck:
         check.frames += 1
     if check.frames and check.empty_frames == check.frames:
         check.problem(session, "every frame is empty (all free): the trajectory never sees the city")
+    objects = meta.get("city", {}).get("objects") if isinstance(meta.get("city"), dict) else None
+    check.region_objects = objects if isinstance(objects, dict) else {}
+    if "coverage" in meta and check.frames == n and not check.problems:
+        recorded = meta["coverage"]["frames_with"]
+        found = check.coverage.to_meta()["frames_with"]
+        wrong = [f"{k}: meta.json {recorded[k]}, frames {found.get(k)}" for k in recorded if recorded[k] != found.get(k)]
+        if wrong:
+            check.problem(session / "meta.json", f"field 'coverage.frames_with' disagrees with the frames ({'; '.join(wrong[:3])}); "
+                                                 "regenerate this session")
     return check
 
 
@@ -356,6 +373,27 @@ def validate(root: Path) -> tuple[list[SessionCheck], list[str]]:
     return [check_session(s) for s in sessions if s not in twins], folder_problems
 
 
+def coverage_lines(checks: list[SessionCheck]) -> list[str]:
+    """Frames showing input objects of each label over all sessions (sessions/coverage.py), and a WARNING for each
+    label whose objects the sessions' areas held (meta.json city.objects) but no frame shows. Warnings, not
+    problems: the data is well formed, it just lacks that content."""
+    frames = sum(c.frames for c in checks)
+    if not frames:
+        return []
+    shown = sum((c.coverage.frames for c in checks), np.zeros(labels.NUM_CLASSES, dtype=np.int64))
+    held = {labels.LABEL_NAMES[k]: sum(int(c.region_objects.get(labels.LABEL_NAMES[k], 0) or 0) > 0 for c in checks)
+            for k in STATIC_KINDS}
+    kinds = [k for k in STATIC_KINDS if shown[k] or held[labels.LABEL_NAMES[k]]]
+    lines = ["frames showing input objects: " + (", ".join(f"{labels.LABEL_NAMES[k]} {shown[k]}/{frames}"
+                                                           for k in kinds) or "none")]
+    for k in kinds:
+        name = labels.LABEL_NAMES[k]
+        if not shown[k]:
+            lines.append(f"WARNING: {name}: {held[name]} session area(s) hold {name} objects but no frame shows one "
+                         "(generate more or longer sessions, or another --agent / --region)")
+    return lines
+
+
 def format_summary(checks: list[SessionCheck], folder_problems: list[str]) -> str:
     lines = [f"{'session':<34} {'frames':>6} {'occupied %':>10} {'empty':>5} {'lidar pts/frame':>15} "
              f"{'agents/frame':>12}  status"]
@@ -373,6 +411,7 @@ def format_summary(checks: list[SessionCheck], folder_problems: list[str]) -> st
         shares = ", ".join(f"{labels.LABEL_NAMES[k]} {100 * total[k] / voxels:.3f}%"
                            for k in range(1, labels.NUM_CLASSES) if total[k])
         lines.append(f"class share of all voxels: {shares or 'none occupied'}")
+    lines += coverage_lines(checks)
     problems = folder_problems + [p for c in checks for p in c.problems]
     for p in problems[:50]:
         lines.append(f"PROBLEM {p}")

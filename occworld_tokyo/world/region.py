@@ -3,7 +3,8 @@
 A session's *plan area* (x east, y north, metres in its place's frame) is where its trajectory may go. The
 region world covers the plan area grown by `CROP_MARGIN` on every side, enough for any ego crop whose centre
 lies in the plan area (the grid's half diagonal, 56.6 m, plus slack), so a crop never runs off the built
-voxels while the city continues (cut to the place's data extent, plus 1 m: beyond it there is nothing). Its column lattice is the city-wide one (corner at multiples of the column
+voxels while the city continues (cut to the place's data extent, plus 1 m: beyond it there is nothing; where the
+data is smaller than the smallest plan area, `world_limit`, the world reaches around it as open ground). Its column lattice is the city-wide one (corner at multiples of the column
 size) and its levels the city-wide one (z0 a multiple of dz), so a crop of a region world equals the crop
 of one dense world of the whole place (tested). Geometry comes from `CityIndex.load_region`: only the cached
 tiles that reach the region are read; objects crossing its edge are kept whole (an object crossing the outer
@@ -66,11 +67,25 @@ def crop_world_for(mesh: CityMesh, world: VoxelWorld, grid: GridSpec, *, progres
                              bounds=world.bounds_xy)
 
 
+def world_limit(data: tuple[float, float, float, float], plan_area: tuple[float, float, float, float],
+                grid: GridSpec = DEFAULT_GRID) -> tuple[float, float, float, float]:
+    """How far a region world may reach (place frame, m): the place's data + 1 m, except along an axis where the
+    plan area sticks out of the data (data smaller than sessions.regions.MIN_PLAN_SIDE, centred in a larger
+    plan area): there the plan area + the crop margin, open ground around the data, so that every crop of the
+    plan area lies on built voxels."""
+    lim = list(grow(data, 1.0))
+    out = grow(plan_area, crop_margin(grid))
+    for lo, hi in ((0, 2), (1, 3)):
+        if plan_area[lo] < data[lo] - 1.0 or plan_area[hi] > data[hi] + 1.0:
+            lim[lo], lim[hi] = min(lim[lo], out[lo]), max(lim[hi], out[hi])
+    return tuple(lim)
+
+
 def build_region_world(index: CityIndex, place: Place, plan_area: tuple[float, float, float, float], *,
                        grid: GridSpec = DEFAULT_GRID, progress: bool = False,
                        voxel_size: tuple[float, float, float] = (0.4, 0.4, 1.25)) -> RegionWorld:
     """The region world of `plan_area` (module docstring); voxel_size as build_voxel_world."""
-    outer = _clip(grow(plan_area, crop_margin(grid)), grow(place.bounds, 1.0))
+    outer = _clip(grow(plan_area, crop_margin(grid)), world_limit(place.bounds, plan_area, grid))
     mesh = index.load_region(place, outer)
     world = build_voxel_world(mesh, bounds=outer, progress=progress, voxel_size=voxel_size)
     world.plan_area = tuple(float(v) for v in plan_area)

@@ -70,6 +70,7 @@ class PolygonSoupBuilder:
         self._chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self._n_polygons = 0
         self.n_dropped = 0  # polygons dropped as degenerate in build()
+        self.dropped_objects = np.zeros(0, dtype=np.int64)  # the object of each polygon dropped in build()
 
     @property
     def n_polygons(self) -> int:
@@ -114,6 +115,7 @@ class PolygonSoupBuilder:
         poly_ok = new_lengths[poly_first] >= 3
         ring_ok = (new_lengths >= 3) & poly_ok[ring_poly]
         self.n_dropped = int((~poly_ok).sum())
+        self.dropped_objects = all_objects[~poly_ok]
         vert_ring = np.repeat(np.arange(len(lengths)), lengths)
         coords = coords[keep & ring_ok[vert_ring]]
         kept_lengths = new_lengths[ring_ok]

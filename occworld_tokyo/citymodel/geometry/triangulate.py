@@ -143,3 +143,32 @@ def triangulate(soup: PolygonSoup) -> tuple[np.ndarray, np.ndarray, int]:
     polys = np.concatenate(out_poly)
     order = np.argsort(polys, kind="stable")
     return tris[order], polys[order], n_bad
+
+
+SELF_INTERSECTION_TOL = 1e-3  # relative area mismatch that marks a polygon as self-intersecting (+ 1e-4 m^2)
+
+
+def polygon_problems(soup: PolygonSoup, tri_poly: np.ndarray, tris: np.ndarray) -> dict[str, np.ndarray]:
+    """Indices of the polygons of `soup` that `triangulate` could not use or used doubtfully:
+
+    - 'degenerate_polygons': no triangle came out (zero area, or earcut found no triangulation); dropped;
+    - 'self_intersecting_polygons': triangles came out, but their total area differs from the polygon's own
+      area (Newell area of the exterior minus its holes) by more than SELF_INTERSECTION_TOL: the ring crosses
+      itself (a bow-tie's lobes cancel in the Newell area, not in the triangles); kept as triangulated.
+
+    `tris` (T, 3, 3) and `tri_poly` (T,) are triangulate's output for `soup` (metres, any frame)."""
+    n = soup.n_polygons
+    if n == 0:
+        return {"degenerate_polygons": np.zeros(0, np.int64), "self_intersecting_polygons": np.zeros(0, np.int64)}
+    ro, pro = soup.ring_offsets, soup.poly_ring_offsets
+    n_rings = len(ro) - 1
+    ring_area = np.linalg.norm(ring_newell_normals(soup.coords, ro, np.arange(n_rings)), axis=1) / 2
+    ring_poly = np.repeat(np.arange(n), np.diff(pro))
+    exterior = np.zeros(n_rings, dtype=bool)
+    exterior[pro[:-1]] = True
+    poly_area = np.bincount(ring_poly, weights=np.where(exterior, ring_area, -ring_area), minlength=n)
+    tri_area = np.linalg.norm(np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0]), axis=1) / 2
+    covered = np.bincount(tri_poly, weights=tri_area, minlength=n)
+    has = np.bincount(tri_poly, minlength=n) > 0
+    crossing = has & (np.abs(covered - poly_area) > SELF_INTERSECTION_TOL * np.abs(poly_area) + 1e-4)
+    return {"degenerate_polygons": np.flatnonzero(~has), "self_intersecting_polygons": np.flatnonzero(crossing)}
