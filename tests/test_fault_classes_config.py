@@ -164,3 +164,19 @@ def test_every_pose_value_is_checked_before_training(two_frames: Path, edit, fie
     assert f"{pose_file}: {field}" in str(exc.value)
     code, out = _validate(root, capsys)
     assert code == 1 and f"PROBLEM {pose_file}: {field}" in out and "Traceback" not in out, out
+
+
+def test_a_model_grid_that_does_not_fit_the_data_stops_before_the_data_check(tmp_path: Path, capsys,
+                                                                             monkeypatch) -> None:
+    """The grid check reads meta.json only: it runs before the check that reads every array of every frame (minutes
+    on a city's sessions), so a wrong grid costs no wait."""
+    import occworld_tokyo.dataset.preflight as preflight
+    from test_dataset_sessions import write_sessions
+
+    data = write_sessions(tmp_path / "data", n_sessions=2, n_frames=4)
+    calls = []
+    monkeypatch.setattr(preflight, "check_sessions", lambda *a, **k: calls.append(a) or "checked")
+    work = tmp_path / "work"
+    code, err = _train(TOK_CFG, work, [f"data_root={data}", "model.vae.grid_size=(48,48,8)"], capsys)
+    assert code == 2 and "but model.vae.grid_size is (48, 48, 8)" in err, err
+    assert not calls and "Traceback" not in err and not list(work.rglob("*.pth"))

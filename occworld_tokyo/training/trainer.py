@@ -100,7 +100,6 @@ def _claim(work_dir: Path, env: DistEnv):
 
 
 def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
-    from occworld_tokyo.dataset import find_sessions
     from occworld_tokyo.dataset.preflight import check_sessions
     from occworld_tokyo.model import build_model
 
@@ -120,10 +119,6 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
              f"python {platform.python_version()} | seed {seed} | denormals flushed: {flushed}")
     LOG.info(configure_threads(int(cfg["data"]["workers_per_gpu"])))
 
-    sessions = find_sessions(cfg["data_root"], cfg["data"]["agent_types"])
-    if cfg["data"]["val_root"]:
-        sessions += find_sessions(cfg["data"]["val_root"], cfg["data"]["agent_types"])
-    LOG.info(check_sessions(sessions, stage.with_instances_val, cfg["evaluation"]["visibility"]))
     bundle = build_datasets(cfg, with_instances_val=stage.with_instances_val,
                             train_visibility=stage.train_visibility(model, cfg))
     for note in bundle.notes:
@@ -131,7 +126,8 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
     LOG.info(f"{len(bundle.train)} train windows, {len(bundle.val)} val windows "
              f"({cfg['history_frames']} history + {cfg['future_frames']} future frames) from "
              f"{len(bundle.sessions)} session(s) at {bundle.rate_hz} Hz")
-    stage.check_consistency(cfg, bundle.selection.shape, model)
+    stage.check_consistency(cfg, bundle.selection.shape, model)  # from meta.json: before the data check reads it all
+    LOG.info(check_sessions(bundle.sessions, stage.with_instances_val, cfg["evaluation"]["visibility"]))
     ev_cfg = dict(cfg["evaluation"])
     data_cfg = cfg["data"]
     batch_size, workers = int(data_cfg["samples_per_gpu"]), int(data_cfg["workers_per_gpu"])
