@@ -100,6 +100,8 @@ def _claim(work_dir: Path, env: DistEnv):
 
 
 def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
+    from occworld_tokyo.dataset import find_sessions
+    from occworld_tokyo.dataset.grid_select import select_grid
     from occworld_tokyo.dataset.preflight import check_sessions
     from occworld_tokyo.model import build_model
 
@@ -119,6 +121,13 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
              f"python {platform.python_version()} | seed {seed} | denormals flushed: {flushed}")
     LOG.info(configure_threads(int(cfg["data"]["workers_per_gpu"])))
 
+    sessions = find_sessions(cfg["data_root"], cfg["data"]["agent_types"])
+    if cfg["data"]["val_root"]:
+        sessions += find_sessions(cfg["data"]["val_root"], cfg["data"]["agent_types"])
+    # the model against the data's grid, from meta.json alone: before the data check reads every array
+    stage.check_consistency(cfg, select_grid(cfg["point_cloud_range"], cfg["voxel_size"],
+                                             stored=sessions[0].grid).shape, model)
+    LOG.info(check_sessions(sessions, stage.with_instances_val, cfg["evaluation"]["visibility"]))
     bundle = build_datasets(cfg, with_instances_val=stage.with_instances_val,
                             train_visibility=stage.train_visibility(model, cfg))
     for note in bundle.notes:
@@ -126,8 +135,6 @@ def _run(cfg: dict, opts: RunOptions, env: DistEnv) -> dict[str, Any]:
     LOG.info(f"{len(bundle.train)} train windows, {len(bundle.val)} val windows "
              f"({cfg['history_frames']} history + {cfg['future_frames']} future frames) from "
              f"{len(bundle.sessions)} session(s) at {bundle.rate_hz} Hz")
-    stage.check_consistency(cfg, bundle.selection.shape, model)  # from meta.json: before the data check reads it all
-    LOG.info(check_sessions(bundle.sessions, stage.with_instances_val, cfg["evaluation"]["visibility"]))
     ev_cfg = dict(cfg["evaluation"])
     data_cfg = cfg["data"]
     batch_size, workers = int(data_cfg["samples_per_gpu"]), int(data_cfg["workers_per_gpu"])
