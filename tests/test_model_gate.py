@@ -194,6 +194,6 @@ def test_gate_positions_let_the_weights_depend_on_the_place():
         gate = VoxelGate(C, hidden_channels=8, positions=positions)
         for layer in (gate.mix, gate.own):
             torch.nn.init.normal_(layer.weight)
-        out = gate(logits, warped, valid, warped)
+        out = gate(logits, warped, valid, warped).detach()
         spread = float((out - out[..., :1, :1, :1]).abs().max())
         assert (spread > 1e-4) == positions
