@@ -28,9 +28,10 @@ edges, the ground at its lower levels): per voxel alone the gate cannot tell a s
 ground) or 'class' (the mean over the classes present in the target frame of each class's mean NLL: every class
 counts once, as in mIoU). `visible_weight` w > 0 adds w x the same loss over the camera-visible voxels of the target
 frame alone (the voxel set Occ3D scores first: surfaces the camera sees, a few % of the grid, which the all-voxel
-loss barely weighs); training then reads the sessions' masks (`evaluation.visibility`). Since the gate's loss reaches no weight of the world model (its inputs are detached),
-the gate can also be trained alone on a finished world model (`model.freeze_transformer` and `model.freeze_pose`:
-only the gate's weights train; docs/training.md, "The gate trained alone").
+loss barely weighs); training then reads the sessions' masks (`evaluation.visibility`).
+Since the gate's loss reaches no weight of the world model (its inputs are detached), the gate can also be trained
+alone on a finished world model (`model.freeze_transformer` and `model.freeze_pose`: only the gate's weights
+train; docs/model.md "gate", measured in docs/training.md "The gate's ablations").
 
 Frames: every grid is the ego grid of its forecast frame (X forward, Y left, Z up); labels are class ids.
 """
